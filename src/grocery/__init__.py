@@ -1,0 +1,12 @@
+"""Grocery image classification core shared by the backend and the trainer."""
+
+CLASSES = (
+    "apple",
+    "banana",
+    "carrot",
+    "eggplant",
+    "lemon",
+    "lime",
+    "orange",
+    "tomato",
+)

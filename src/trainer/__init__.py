@@ -1,0 +1,1 @@
+"""Trainer job: scikit-learn tabular models and the grocery image CNN."""
