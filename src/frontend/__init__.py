@@ -1,0 +1,1 @@
+"""Dash frontend: shows the backend's predictions for sample or uploaded images."""

@@ -1,0 +1,301 @@
+"""The page's callbacks, called as plain functions and through Dash's own HTTP endpoint."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+import dash
+import pytest
+from dash import html
+from frontend_support import (
+    CLASSES,
+    Reply,
+    StubBackend,
+    data_url,
+    free_port,
+    png_bytes,
+    prediction,
+    sample,
+)
+
+from frontend.api import BackendClient
+from frontend.app import (
+    NO_IMAGE,
+    OUTPUTS,
+    PLACEHOLDER,
+    UNKNOWN_LABEL,
+    View,
+    backend_status,
+    create_app,
+    show_random_prediction,
+    show_upload_prediction,
+    update_result,
+)
+from frontend.settings import Settings
+
+MAX = 1024 * 1024
+
+
+def _client(stub: StubBackend) -> BackendClient:
+    return BackendClient(stub.url, timeout=2)
+
+
+def _image_src(view: View) -> str:
+    assert isinstance(view.image, html.Figure)
+    img = view.image.children[0]
+    assert isinstance(img, html.Img)
+    return str(img.src)
+
+
+def _bars(view: View) -> dict[str, float]:
+    (bar,) = view.figure.data
+    return dict(zip(bar.y, bar.x, strict=True))
+
+
+def _assert_cleared(view: View) -> None:
+    assert (view.predicted, view.true, view.confidence) == (PLACEHOLDER,) * 3
+    assert view.image == NO_IMAGE
+    assert view.match == ""
+    assert view.figure.data == ()
+
+
+def test_random_prediction_shows_label_truth_confidence_and_chart(
+    stub_backend: StubBackend,
+) -> None:
+    the_sample = sample("apple")
+    stub_backend.routes[("GET", "/samples/random")] = Reply(body=the_sample)
+    stub_backend.routes[("POST", "/predict")] = Reply(body=prediction("banana", 0.7))
+
+    view = show_random_prediction(_client(stub_backend))
+
+    assert view.error == ""
+    assert view.predicted == "banana"
+    assert view.true == "apple"
+    assert view.confidence == "70.0%"
+    assert view.match == "The prediction is wrong."
+    assert _bars(view) == pytest.approx({"apple": 0.15, "banana": 0.7, "carrot": 0.15})
+    assert list(view.figure.data[0].y)[-1] == "banana"  # largest bar on top
+    assert _image_src(view) == f"data:image/png;base64,{the_sample['image_base64']}"
+    # The sample's own bytes were sent for prediction.
+    posted = stub_backend.requests[-1]
+    assert posted["path"] == "/predict"
+    assert png_bytes() in posted["body"]
+    assert b'filename="apple_0001.png"' in posted["body"]
+
+
+def test_random_prediction_marks_a_correct_answer(stub_backend: StubBackend) -> None:
+    stub_backend.routes[("GET", "/samples/random")] = Reply(body=sample("carrot"))
+    stub_backend.routes[("POST", "/predict")] = Reply(body=prediction("carrot", 0.55))
+    view = show_random_prediction(_client(stub_backend))
+    assert (view.predicted, view.true) == ("carrot", "carrot")
+    assert view.match == "The prediction is correct."
+
+
+def test_random_prediction_with_backend_down_shows_error() -> None:
+    port = free_port()
+    view = show_random_prediction(BackendClient(f"http://127.0.0.1:{port}", timeout=2))
+    assert view.error == (
+        f"The backend at http://127.0.0.1:{port} is not reachable (connection refused)."
+    )
+    _assert_cleared(view)
+
+
+def test_random_prediction_with_refused_image_shows_detail(stub_backend: StubBackend) -> None:
+    stub_backend.routes[("GET", "/samples/random")] = Reply(body=sample())
+    stub_backend.routes[("POST", "/predict")] = Reply(400, {"detail": "image is too small"})
+    view = show_random_prediction(_client(stub_backend))
+    assert view.error == "The backend refused the image: image is too small"
+    _assert_cleared(view)
+
+
+def test_random_prediction_with_undecodable_sample(stub_backend: StubBackend) -> None:
+    stub_backend.routes[("GET", "/samples/random")] = Reply(
+        body=dict(sample(), image_base64="***not base64***")
+    )
+    view = show_random_prediction(_client(stub_backend))
+    assert view.error == "The backend sent a sample image that could not be decoded."
+    assert [r["path"] for r in stub_backend.requests] == ["/samples/random"]
+
+
+def test_upload_prediction_has_unknown_true_label(stub_backend: StubBackend) -> None:
+    stub_backend.routes[("POST", "/predict")] = Reply(body=prediction("apple", 0.9))
+    image = png_bytes(16, 16, (10, 200, 10))
+    view = show_upload_prediction(_client(stub_backend), data_url(image), "mine.png", MAX)
+    assert view.error == ""
+    assert view.predicted == "apple"
+    assert view.true == UNKNOWN_LABEL
+    assert view.match == ""
+    assert view.confidence == "90.0%"
+    assert _image_src(view) == data_url(image)
+    assert image in stub_backend.requests[-1]["body"]
+    assert b'filename="mine.png"' in stub_backend.requests[-1]["body"]
+
+
+def test_oversized_upload_is_refused_before_sending(stub_backend: StubBackend) -> None:
+    big = png_bytes() + b"\x00" * 2000
+    view = show_upload_prediction(_client(stub_backend), data_url(big), "big.png", 1000)
+    assert view.error.startswith("big.png is too large")
+    assert "the limit is 0.0 MB" in view.error
+    assert stub_backend.requests == []
+    _assert_cleared(view)
+
+
+@pytest.mark.parametrize(
+    ("contents", "expected"),
+    [
+        (data_url(b"hello, I am text", "text/plain"), "notes.txt is not an image"),
+        (data_url(b"%PDF-1.7 ...", "application/pdf"), "notes.txt is not an image"),
+        (data_url(b"", "image/png"), "notes.txt is empty"),
+        ("data:image/png;base64,@@@@", "notes.txt could not be decoded"),
+        ("not a data url", "notes.txt could not be read"),
+    ],
+)
+def test_bad_uploads_are_reported(stub_backend: StubBackend, contents: str, expected: str) -> None:
+    view = show_upload_prediction(_client(stub_backend), contents, "notes.txt", MAX)
+    assert view.error.startswith(expected)
+    assert stub_backend.requests == []
+
+
+def test_upload_refused_by_backend_shows_its_detail(stub_backend: StubBackend) -> None:
+    stub_backend.routes[("POST", "/predict")] = Reply(
+        422, {"detail": "image has 40000000 pixels; the limit is 16000000"}
+    )
+    view = show_upload_prediction(_client(stub_backend), data_url(png_bytes()), "x.png", MAX)
+    assert view.error == (
+        "The backend refused the image: image has 40000000 pixels; the limit is 16000000"
+    )
+
+
+def test_update_result_dispatches_on_trigger(stub_backend: StubBackend) -> None:
+    stub_backend.routes[("GET", "/samples/random")] = Reply(body=sample("apple"))
+    stub_backend.routes[("POST", "/predict")] = Reply(body=prediction("carrot"))
+    client = _client(stub_backend)
+
+    random_out = update_result("predict-random", None, None, client, MAX)
+    assert len(random_out) == len(OUTPUTS)
+    assert random_out[1:3] == ("carrot", "apple")
+
+    upload_out = update_result("upload-image", data_url(png_bytes()), "a.png", client, MAX)
+    assert upload_out[1:3] == ("carrot", UNKNOWN_LABEL)
+
+    assert update_result(None, None, None, client, MAX) == (dash.no_update,) * len(OUTPUTS)
+    assert update_result("upload-image", None, None, client, MAX) == (dash.no_update,) * len(
+        OUTPUTS
+    )
+
+
+def test_update_result_turns_a_bug_into_a_sentence() -> None:
+    class Broken:
+        def random_sample(self) -> dict[str, Any]:
+            raise RuntimeError("boom")
+
+    out = update_result("predict-random", None, None, Broken(), MAX)  # type: ignore[arg-type]
+    error = out[OUTPUTS.index(("error-message", "children"))]
+    assert error == "Something went wrong in the frontend; please try again."
+    assert "boom" not in error
+
+
+def test_backend_status_line(stub_backend: StubBackend) -> None:
+    stub_backend.routes[("GET", "/health")] = Reply(
+        body={"status": "ok", "model_loaded": True, "model_version": "0123456789abcdef"}
+    )
+    assert backend_status(_client(stub_backend)) == "The backend is ready (model 0123456789ab)."
+    stub_backend.routes[("GET", "/health")] = Reply(body={"status": "ok", "model_loaded": False})
+    assert backend_status(_client(stub_backend)) == (
+        "The backend is running but has no model loaded."
+    )
+    stub_backend.routes[("GET", "/health")] = Reply(body={"status": "starting"})
+    assert backend_status(_client(stub_backend)) == "The backend is not ready (status 'starting')."
+    stub_backend.routes[("GET", "/health")] = Reply(503, {"detail": "no model"})
+    assert backend_status(_client(stub_backend)) == "The backend failed with HTTP 503: no model"
+    port = free_port()
+    assert backend_status(BackendClient(f"http://127.0.0.1:{port}", timeout=2)) == (
+        f"The backend at http://127.0.0.1:{port} is not reachable (connection refused)."
+    )
+
+
+def _layout_ids(component: Any) -> set[str]:
+    ids = {component.id} if getattr(component, "id", None) else set()
+    children = getattr(component, "children", None)
+    if not isinstance(children, list | tuple):
+        children = [children]
+    for child in children:
+        if hasattr(child, "to_plotly_json"):
+            ids |= _layout_ids(child)
+    return ids
+
+
+def test_layout_has_the_documented_ids() -> None:
+    app = create_app(Settings(api_url="http://127.0.0.1:9"))
+    ids = _layout_ids(app.layout)
+    for needed in ("predict-random", "upload-image", "predicted-label", "true-label"):
+        assert needed in ids
+    for output_id, _prop in OUTPUTS:
+        assert output_id in ids
+    assert app.config.serve_locally is True
+    assert app.title == "Grocery classifier"
+
+
+def _dash_post(app: dash.Dash, trigger: str, contents: str | None, filename: str | None) -> Any:
+    """Call the prediction callback the way the browser does."""
+    output = next(k for k in app.callback_map if "predicted-label" in k)
+    payload = {
+        "output": output,
+        "outputs": [{"id": i, "property": p} for i, p in OUTPUTS],
+        "inputs": [
+            {"id": "predict-random", "property": "n_clicks", "value": 1},
+            {"id": "upload-image", "property": "contents", "value": contents},
+        ],
+        "state": [{"id": "upload-image", "property": "filename", "value": filename}],
+        "changedPropIds": [trigger],
+    }
+    response = app.server.test_client().post("/_dash-update-component", json=payload)
+    assert response.status_code == 200, response.data[:500]
+    return json.loads(response.data)["response"]
+
+
+def test_callback_through_dash_endpoint(stub_backend: StubBackend) -> None:
+    stub_backend.routes[("GET", "/samples/random")] = Reply(body=sample("apple"))
+    stub_backend.routes[("POST", "/predict")] = Reply(body=prediction("banana", 0.7))
+    app = create_app(Settings(api_url=stub_backend.url, request_timeout=2))
+
+    response = _dash_post(app, "predict-random.n_clicks", None, None)
+    assert response["predicted-label"]["children"] == "banana"
+    assert response["true-label"]["children"] == "apple"
+    assert response["error-message"]["children"] == ""
+    bar = response["probability-chart"]["figure"]["data"][0]
+    assert sorted(bar["y"]) == sorted(CLASSES)
+
+    response = _dash_post(app, "upload-image.contents", data_url(b"plain text"), "a.txt")
+    assert response["error-message"]["children"].startswith("a.txt is not an image")
+
+
+def test_callback_through_dash_endpoint_with_backend_down() -> None:
+    port = free_port()
+    app = create_app(Settings(api_url=f"http://127.0.0.1:{port}", request_timeout=2))
+    response = _dash_post(app, "predict-random.n_clicks", None, None)
+    assert "is not reachable (connection refused)" in response["error-message"]["children"]
+    assert response["predicted-label"]["children"] == PLACEHOLDER
+
+
+def test_large_upload_body_still_gets_a_message(stub_backend: StubBackend) -> None:
+    limit = 100_000
+    app = create_app(Settings(api_url=stub_backend.url, max_upload_bytes=limit))
+    big = png_bytes() + b"\x00" * (2 * limit)
+    response = _dash_post(app, "upload-image.contents", data_url(big), "huge.png")
+    assert response["error-message"]["children"].startswith("huge.png is too large")
+    assert stub_backend.requests == []
+
+
+def test_wsgi_exposes_the_flask_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("API_URL", "http://backend:8000")
+    wsgi = importlib.reload(importlib.import_module("frontend.wsgi"))
+    assert wsgi.server is wsgi.app.server
+    page = wsgi.server.test_client().get("/")
+    assert page.status_code == 200
+    assert b"Grocery classifier" in page.data
+    # Every script is served by the app itself: no CDN.
+    assert b"https://" not in page.data.split(b'id="_dash-config"')[0]
+    assert b"unpkg" not in page.data and b"cdn." not in page.data
