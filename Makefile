@@ -20,6 +20,22 @@ PYTEST_ARGS ?=
 BENCH_SERVE_ARGS ?=
 ARTIFACTS ?= artifacts
 
+# ---- images ---------------------------------------------------------------------------
+# ENGINE: docker (BuildKit; a running engine, DOCKER_HOST or docker context is used as it is)
+# or podman. BASE_IMAGE: every variant's base, pinned by digest; when it cannot be pulled a
+# Debian-built equivalent (LOCAL_BASE) is made with mmdebstrap and used instead.
+ENGINE ?= docker
+APPS ?= backend frontend flask trainer
+VARIANTS ?= pip uv multistage
+APP ?= backend
+VARIANT ?= uv
+TRAINER_VARIANT ?= uv
+BASE_IMAGE ?= python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
+LOCAL_BASE ?= grocery-base:bookworm-py3.11
+COMPOSE_PROJECT ?= grocery
+export ENGINE BASE_IMAGE LOCAL_BASE TRAINER_VARIANT TORCH_FIND_LINKS
+BUILD_PY = $(PYTHON) scripts/build.py --artifacts $(ARTIFACTS)
+
 .PHONY: help
 help: ## Show this help (the default goal)
 	@echo "Usage: make [target] [VAR=value ...]"
@@ -28,7 +44,9 @@ help: ## Show this help (the default goal)
 	  | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables (current value):"
-	@echo "  ENGINE=$(ENGINE) APPS='$(APPS)' VARIANTS='$(VARIANTS)' PYTHON=$(PYTHON)"
+	@echo "  ENGINE=$(ENGINE) APPS='$(APPS)' VARIANTS='$(VARIANTS)' APP=$(APP) VARIANT=$(VARIANT)"
+	@echo "  BASE_IMAGE=$(BASE_IMAGE)"
+	@echo "  LOCAL_BASE=$(LOCAL_BASE) ARTIFACTS=$(ARTIFACTS) PYTHON=$(PYTHON)"
 
 # ---- Python environment and locks ---------------------------------------------------------
 $(VENV)/.installed: requirements/dev.txt
@@ -56,12 +74,51 @@ lock-check: ## Fail when a lock is stale, unhashed, or names a local path or CUD
 	@echo ">> checking requirements/*.txt against requirements/*.in"
 	@$(PYTHON) scripts/lock.py --check
 
+# ---- images ----------------------------------------------------------------------------------
+.PHONY: engine
+engine: ## Make sure the container engine answers (installs + starts docker.io on fresh Debian)
+	@$(PYTHON) scripts/engine.py --engine $(ENGINE)
+
+.PHONY: base
+base: ## Resolve the base image: pull BASE_IMAGE or build LOCAL_BASE from Debian packages
+	@$(PYTHON) scripts/engine.py --engine $(ENGINE)
+	@$(PYTHON) scripts/base.py --engine $(ENGINE)
+
+.PHONY: wheels
+wheels: ## Fetch every locked wheel (Linux x86_64, CPython 3.11) into build/wheelhouse
+	@$(PYTHON) scripts/wheels.py
+
+.PHONY: images
+images: ## Build all images: grocery-<app>:<variant> for APPS x VARIANTS (12 by default)
+	@$(BUILD_PY) images --apps $(APPS) --variants $(VARIANTS)
+
+.PHONY: image
+image: ## Build one image: make image APP=backend VARIANT=uv
+	@$(BUILD_PY) images --apps $(APP) --variants $(VARIANT)
+
+image-%: ## Build one image by name: make image-backend-uv
+	@$(BUILD_PY) images --apps $(firstword $(subst -, ,$*)) --variants $(lastword $(subst -, ,$*))
+
+.PHONY: train
+train: ## Run the trainer image (TRAINER_VARIANT), writing models and metrics to $(ARTIFACTS)/
+	@$(BUILD_PY) train --variant $(TRAINER_VARIANT) --out $(ARTIFACTS)
+
+.PHONY: up
+up: ## The lab's flow: backend + frontend on a user-defined network (VARIANT=uv), frontend on :8050
+	@$(PYTHON) scripts/stack.py up --variant $(VARIANT) --project $(COMPOSE_PROJECT)
+
+.PHONY: down
+down: ## Stop the `make up` stack and remove its containers and network
+	@$(PYTHON) scripts/stack.py down --project $(COMPOSE_PROJECT)
+
 # ---- checks -------------------------------------------------------------------------------
 .PHONY: lint
-lint: $(VENV)/.installed ## ruff (Python), shellcheck (scripts), lock-check
+lint: $(VENV)/.installed ## hadolint (Dockerfiles), ruff (Python), shellcheck (scripts), lock-check
+	@echo ">> hadolint dockerfiles/*.Dockerfile"
+	@$(VENV)/bin/hadolint --config .hadolint.yaml dockerfiles/*.Dockerfile
 	@echo ">> ruff check + format"
-	@$(VENV)/bin/ruff check src tests scripts
-	@$(VENV)/bin/ruff format --check --quiet src tests scripts
+	@$(VENV)/bin/ruff check src tests scripts dockerfiles
+	@$(VENV)/bin/ruff format --check --quiet src tests scripts dockerfiles
 	@echo ">> shellcheck"
 	@$(VENV)/bin/shellcheck scripts/*.sh .ci/run
 	@$(MAKE) lock-check
@@ -71,9 +128,13 @@ browser-deps: ## Install Debian's chromium + chromium-driver for the browser tes
 	@scripts/ensure-apt.sh $(BROWSER_PACKAGES)
 
 .PHONY: test
-test: $(VENV)/.installed browser-deps ## Run every test (unit, browser, containers)
+test: $(VENV)/.installed browser-deps images ## Run every test: unit, browser and containers (builds the images)
 	@echo ">> pytest (all tests)"
 	@$(VPY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-containers
+test-containers: $(VENV)/.installed images ## Run the container tests only
+	@$(VPY) -m pytest -m container $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: $(VENV)/.installed ## Run the unit tests only (no browser, no engine)
@@ -83,7 +144,7 @@ test-unit: $(VENV)/.installed ## Run the unit tests only (no browser, no engine)
 .PHONY: train-local
 train-local: $(VENV)/.installed ## Train both models on the host into $(ARTIFACTS)/
 	@echo ">> training into $(ARTIFACTS)/ (synthetic grocery images + $(or $(DATASET),iris))"
-	@$(VPY) -m trainer all --out $(ARTIFACTS)
+	@PYTHONPATH=src $(VPY) -m trainer all --out $(ARTIFACTS)
 
 $(ARTIFACTS)/image/model.safetensors:
 	@$(MAKE) train-local
@@ -94,10 +155,12 @@ bench-serve: $(VENV)/.installed $(ARTIFACTS)/image/model.safetensors ## Load-tes
 	@$(VPY) scripts/bench_serve.py --model-dir $(ARTIFACTS)/image $(BENCH_SERVE_ARGS)
 
 .PHONY: clean
-clean: ## Remove generated files (venv kept; `make distclean` removes it too)
-	rm -rf build $(ARTIFACTS) .pytest_cache .ruff_cache
+clean: ## Remove generated files and the grocery images (venv and wheelhouse kept)
+	-@$(PYTHON) scripts/stack.py down --project $(COMPOSE_PROJECT) 2>/dev/null
+	-@$(PYTHON) scripts/build.py clean
+	rm -rf build/context build/logs build/base $(ARTIFACTS) .pytest_cache .ruff_cache
 	find src tests scripts -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: distclean
-distclean: clean ## Remove everything generated, .venv included
-	rm -rf $(VENV)
+distclean: clean ## Remove everything generated, .venv and wheelhouse included
+	rm -rf $(VENV) build

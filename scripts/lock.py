@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQ = ROOT / "requirements"
-APPS = ("backend", "frontend", "flask", "trainer")
+APPS = ("backend", "frontend", "flask", "trainer", "tools")
 ALL = ("dev", *APPS)
 MARKER = "# input-sha256: "
 INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)\s+(\S+)", re.MULTILINE)
@@ -75,10 +75,15 @@ def input_sha256(name: str) -> str:
 
 def check_platform() -> None:
     machine = platform.machine().lower()
-    if sys.version_info[:2] != (3, 11) or sys.platform != "linux" or machine not in {
-        "x86_64",
-        "amd64",
-    }:
+    if (
+        sys.version_info[:2] != (3, 11)
+        or sys.platform != "linux"
+        or machine
+        not in {
+            "x86_64",
+            "amd64",
+        }
+    ):
         raise LockError(
             "locks are pinned for CPython 3.11 on Linux x86_64 (the images' platform); "
             f"this is Python {platform.python_version()} on {sys.platform}/{machine}: "

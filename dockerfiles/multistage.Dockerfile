@@ -1,0 +1,57 @@
+# Multi-stage: uv installs into a venv in a builder stage; the runtime is a distroless-style
+# root made from the same base (no shell, no package manager, no pip, no uv, no compiler)
+# that carries only the venv and the app. One Dockerfile for every app: scripts/build.py
+# assembles the build context (lock.txt, tools.txt, wheels/, app/, prune_rootfs.py).
+ARG BASE_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
+
+# ---- runtime root: the base minus everything a running service does not need ----------
+FROM ${BASE_IMAGE} AS runtime-root
+# Build stages never run as services (DL3057 wants each stage to say so).
+HEALTHCHECK NONE
+RUN --mount=type=bind,source=prune_rootfs.py,target=/tmp/prune_rootfs.py \
+    python3 /tmp/prune_rootfs.py /runtime
+
+# ---- builder: the venv, exactly the lock, bytecode compiled hash-based -----------------
+FROM ${BASE_IMAGE} AS builder
+HEALTHCHECK NONE
+RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
+    --mount=type=bind,source=tools.txt,target=/tmp/build/tools.txt \
+    --mount=type=bind,source=wheels,target=/tmp/build/wheels \
+    python3 -m venv /tmp/uv \
+ && /tmp/uv/bin/python -m pip install --no-index --find-links /tmp/build/wheels \
+      --require-hashes --no-deps --no-cache-dir --disable-pip-version-check --quiet \
+      -r /tmp/build/tools.txt \
+ && UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never /tmp/uv/bin/uv venv --quiet --python python3 /opt/venv \
+ && UV_NO_CACHE=1 /tmp/uv/bin/uv pip install --quiet --python /opt/venv/bin/python \
+      --no-index --find-links /tmp/build/wheels --require-hashes --no-deps \
+      --link-mode copy -r /tmp/build/lock.txt \
+ && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+      -x "py312_intrinsics" /opt/venv/lib
+
+# ---- runtime ------------------------------------------------------------------------------
+FROM scratch
+ARG APP=backend
+ARG VCS_URL=https://github.com/grocery-ml/grocery-ml-containers
+ARG VCS_REF=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+LABEL org.opencontainers.image.title="grocery-${APP}" \
+      org.opencontainers.image.description="grocery-ml-containers: ${APP} (multistage variant)" \
+      org.opencontainers.image.source="${VCS_URL}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="MIT"
+ENV VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:/usr/local/bin:/usr/bin \
+    LANG=C.UTF-8 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/home/nonroot
+
+COPY --from=runtime-root /runtime/ /
+COPY --from=builder /opt/venv /opt/venv
+COPY app/ /app/
+
+USER 65532:65532
+HEALTHCHECK --interval=5s --timeout=4s --start-period=30s --retries=3 \
+  CMD ["/opt/venv/bin/python", "/app/healthcheck.py"]
+ENTRYPOINT ["/opt/venv/bin/python", "/app/launch.py"]

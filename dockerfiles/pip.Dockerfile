@@ -1,0 +1,50 @@
+# Single stage, plain pip: the baseline. One Dockerfile for every app: scripts/build.py
+# assembles the build context (lock.txt, wheels/, app/) from dockerfiles/apps.toml.
+# Hermetic: every RUN works with --network=none; packages come only from the context's
+# hash-checked wheels.
+ARG BASE_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
+FROM ${BASE_IMAGE}
+
+ARG APP=backend
+ARG VCS_URL=https://github.com/grocery-ml/grocery-ml-containers
+ARG VCS_REF=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+LABEL org.opencontainers.image.title="grocery-${APP}" \
+      org.opencontainers.image.description="grocery-ml-containers: ${APP} (pip variant)" \
+      org.opencontainers.image.source="${VCS_URL}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="MIT"
+ENV VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/home/nonroot
+
+# Dependencies before source: this layer depends only on the lock and its wheels, so a
+# code-only change reuses it. pip runs from a throw-away venv so the app's venv holds
+# exactly the lock; bytecode is compiled hash-based (no timestamps) for reproducibility; torch ships
+# one Python 3.12-only test module, which is excluded from compilation.
+RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
+    --mount=type=bind,source=wheels,target=/tmp/build/wheels \
+    python3 -m venv /tmp/pip \
+ && python3 -m venv --without-pip /opt/venv \
+ && /tmp/pip/bin/python -m pip --python /opt/venv/bin/python install \
+      --no-index --find-links /tmp/build/wheels --require-hashes --no-deps \
+      --no-compile --no-cache-dir --disable-pip-version-check --quiet \
+      -r /tmp/build/lock.txt \
+ && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+      -x "py312_intrinsics" /opt/venv/lib \
+ && rm -rf /tmp/pip \
+ && echo "nonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin" >> /etc/passwd \
+ && echo "nonroot:x:65532:" >> /etc/group \
+ && mkdir -p /home/nonroot \
+ && chown 65532:65532 /home/nonroot
+
+COPY app/ /app/
+
+USER 65532:65532
+HEALTHCHECK --interval=5s --timeout=4s --start-period=30s --retries=3 \
+  CMD ["/opt/venv/bin/python", "/app/healthcheck.py"]
+ENTRYPOINT ["/opt/venv/bin/python", "/app/launch.py"]

@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""Build the grocery images: `make images`, `make image APP=.. VARIANT=..`, `make train`.
+
+    python scripts/build.py images [--apps ...] [--variants ...]   # grocery-<app>:<variant>
+    python scripts/build.py context APP                            # only assemble the context
+    python scripts/build.py train [--variant uv] [--out artifacts]  # run the trainer image
+
+Each app gets a build context under build/context/<app>/ holding exactly what its image
+needs: its lock, the installers' lock, the matching wheels (hard links into the
+wheelhouse), the Python packages named in dockerfiles/apps.toml, the launcher and health
+probe, and for the backend and Flask images the model the trainer image made. Every file's
+mtime is set to SOURCE_DATE_EPOCH, so the same inputs give the same layers. Builds run with
+--network=none: nothing is downloaded while building.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import base
+import engine as engine_mod
+from common import (
+    BUILD,
+    ROOT,
+    VARIANTS,
+    ScriptError,
+    app_spec,
+    check_variant,
+    engine_run,
+    git_revision,
+    image_exists,
+    load_apps,
+    main_wrapper,
+    note,
+    source_date_epoch,
+    step,
+)  # fmt: skip
+from locks import read_lock
+from wheels import ensure_wheelhouse
+
+RUNTIME = ROOT / "dockerfiles" / "runtime"
+VCS_URL = os.environ.get("VCS_URL", "https://github.com/grocery-ml/grocery-ml-containers")
+
+
+def image_name(app: str, variant: str) -> str:
+    prefix = os.environ.get("IMAGE_PREFIX", "grocery-")
+    return f"{prefix}{app}:{variant}"
+
+
+def _copy_package(src: Path, dest: Path) -> None:
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests", ".*"))
+
+
+def _normalize(root: Path, epoch: int) -> None:
+    """Same bytes, same metadata: fixed mtimes and modes for everything in the context."""
+    for path in sorted(root.rglob("*"), reverse=True):
+        if path.is_symlink():
+            continue
+        path.chmod(0o755 if path.is_dir() else 0o644)
+        os.utime(path, (epoch, epoch))
+    os.utime(root, (epoch, epoch))
+
+
+def assemble_context(app: str, wheel_hashes: dict[str, str], artifacts: Path, epoch: int) -> Path:
+    spec = app_spec(app)
+    ctx = BUILD / "context" / app
+    if ctx.exists():
+        shutil.rmtree(ctx)
+    (ctx / "app").mkdir(parents=True)
+    wheelhouse = BUILD / "wheelhouse"
+    by_hash = {digest: name for name, digest in wheel_hashes.items()}
+    (ctx / "wheels").mkdir()
+    for lock in (f"{app}.txt", "tools.txt"):
+        for pin in read_lock(ROOT / "requirements" / lock):
+            name = next((by_hash[h] for h in sorted(pin.hashes) if h in by_hash), None)
+            if name is None:
+                raise ScriptError(f"{pin.name}=={pin.version} is not in the wheelhouse")
+            if not (ctx / "wheels" / name).exists():
+                os.link(wheelhouse / name, ctx / "wheels" / name)
+    shutil.copy(ROOT / "requirements" / f"{app}.txt", ctx / "lock.txt")
+    shutil.copy(ROOT / "requirements" / "tools.txt", ctx / "tools.txt")
+    shutil.copy(ROOT / "dockerfiles" / "context.dockerignore", ctx / ".dockerignore")
+    shutil.copy(RUNTIME / "prune_rootfs.py", ctx / "prune_rootfs.py")
+    for package in spec["packages"]:
+        _copy_package(ROOT / "src" / package, ctx / "app" / package)
+    for name in ("launch.py", "healthcheck.py"):
+        shutil.copy(RUNTIME / name, ctx / "app" / name)
+    launch = {key: spec[key] for key in ("command", "env", "port", "health") if key in spec}
+    (ctx / "app" / "launch.json").write_text(json.dumps(launch, indent=2, sort_keys=True) + "\n")
+    if "model" in spec:
+        model = artifacts / spec["model"]
+        if not model.is_dir():
+            raise ScriptError(f"{app} needs a trained model in {model}: run `make train` first")
+        shutil.copytree(model, ctx / "app" / "model")
+    _normalize(ctx, epoch)
+    return ctx
+
+
+def build_image(engine: str, app: str, variant: str, ctx: Path, base_image: str, epoch: int,
+                extra_args: list[str]) -> float:  # fmt: skip
+    tag = image_name(app, variant)
+    created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    args = [
+        "build", "--network=none", "-f", str(ROOT / "dockerfiles" / f"{variant}.Dockerfile"),
+        "--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", f"APP={app}",
+        "--build-arg", f"VCS_REF={git_revision()}", "--build-arg", f"VCS_URL={VCS_URL}",
+        "--build-arg", f"CREATED={created}", "--build-arg", f"SOURCE_DATE_EPOCH={epoch}",
+        "--tag", tag,
+    ]  # fmt: skip
+    if engine == "podman":
+        args += ["--timestamp", str(epoch), "--layers"]
+    else:
+        args += ["--progress=plain"]
+    log = BUILD / "logs" / f"{app}-{variant}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with log.open("w") as handle:
+        result = engine_run(engine, [*args, *extra_args, str(ctx)], stdout=handle,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+    seconds = time.monotonic() - start
+    if result.returncode != 0:
+        lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
+        reason = next((ln for ln in reversed(lines) if "rror" in ln), lines[-1] if lines else "")
+        raise ScriptError(f"building {tag} failed: {reason.strip()[:300]} (full log: {log})")
+    return seconds
+
+
+def image_size(engine: str, tag: str) -> int:
+    result = engine_run(engine, ["image", "inspect", "--format", "{{.Size}}", tag],
+                        capture_output=True, text=True)  # fmt: skip
+    return int(result.stdout.strip() or 0)
+
+
+def run_trainer(engine: str, variant: str, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tag = image_name("trainer", variant)
+    step(f"training with {tag} into {out}")
+    args = [
+        "run", "--rm", "--network=none", "--user", f"{os.getuid()}:{os.getgid()}",
+        "--volume", f"{out.resolve()}:/artifacts", tag, "all", "--out", "/artifacts",
+    ]  # fmt: skip
+    result = engine_run(engine, args)
+    if result.returncode != 0:
+        raise ScriptError(f"the trainer image {tag} failed (exit {result.returncode})")
+    for expected in ("image/model.safetensors", "tabular/model.skops"):
+        if not (out / expected).is_file():
+            raise ScriptError(f"the trainer image did not write {out / expected}")
+    note(f"artifacts written to {out}")
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    apps = args.apps or list(load_apps())
+    variants = [check_variant(v) for v in (args.variants or VARIANTS)]
+    for app in apps:
+        app_spec(app)
+    engine_mod.ensure(args.engine)
+    epoch = source_date_epoch()
+    base_image = base.resolve(args.engine, args.base, args.local_base, epoch)
+    wheel_hashes = ensure_wheelhouse(BUILD / "wheelhouse", list(load_apps()))
+    artifacts = args.artifacts.resolve()
+    # The trainer comes first: the backend and Flask images carry the models it makes.
+    jobs = [(app, variant) for app in sorted(apps, key=lambda a: a != "trainer")
+            for variant in variants]  # fmt: skip
+    models = {app_spec(a)["model"] for a in apps if "model" in app_spec(a)}
+    models_missing = any(not (artifacts / m).is_dir() for m in models)
+    trainer = ("trainer", args.trainer_variant)
+    if models_missing and trainer not in jobs and not image_present(args.engine, trainer):
+        jobs.insert(0, trainer)
+    built = []
+    for number, (app, variant) in enumerate(jobs, 1):
+        if models_missing and "model" in app_spec(app):
+            run_trainer(args.engine, args.trainer_variant, artifacts)
+            models_missing = False
+        tag = image_name(app, variant)
+        step(f"[{number}/{len(jobs)}] building {tag}")
+        ctx = assemble_context(app, wheel_hashes, artifacts, epoch)
+        seconds = build_image(args.engine, app, variant, ctx, base_image, epoch, args.build_arg)
+        size = image_size(args.engine, tag)
+        note(f"{tag}: {seconds:.1f} s, {size / 1e6:.0f} MB")
+        built.append((tag, seconds, size))
+    step(f"built {len(built)} image(s) on base {base_image}")
+    for tag, seconds, size in built:
+        note(f"{tag:<32} {size / 1e6:8.0f} MB {seconds:8.1f} s")
+    return 0
+
+
+def cmd_context(args: argparse.Namespace) -> int:
+    wheel_hashes = ensure_wheelhouse(BUILD / "wheelhouse", list(load_apps()))
+    ctx = assemble_context(args.app, wheel_hashes, args.artifacts.resolve(), source_date_epoch())
+    print(ctx)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    engine_mod.ensure(args.engine)
+    if not image_present(args.engine, ("trainer", args.variant)):
+        raise ScriptError(
+            f"{image_name('trainer', args.variant)} does not exist: "
+            f"run `make image APP=trainer VARIANT={args.variant}` first"
+        )
+    run_trainer(args.engine, args.variant, args.out)
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    """Remove every grocery-<app>:<variant> image (the base and wheelhouse stay)."""
+    tags = [image_name(app, variant) for app in load_apps() for variant in VARIANTS]
+    present = [tag for tag in tags if image_exists(args.engine, tag)]
+    if present:
+        step(f"removing {len(present)} image(s)")
+        engine_run(args.engine, ["rmi", "--force", *present], capture_output=True)
+    return 0
+
+
+def image_present(engine: str, job: tuple[str, str]) -> bool:
+    return image_exists(engine, image_name(*job))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--engine", default=os.environ.get("ENGINE", "docker"))
+    parser.add_argument("--artifacts", type=Path, default=ROOT / "artifacts")
+    sub = parser.add_subparsers(dest="command", required=True)
+    images = sub.add_parser("images", help="build images")
+    images.add_argument("--apps", nargs="*", default=os.environ.get("APPS", "").split())
+    images.add_argument("--variants", nargs="*", default=os.environ.get("VARIANTS", "").split())
+    images.add_argument("--base", default=os.environ.get("BASE_IMAGE") or base.DEFAULT_BASE)
+    images.add_argument(
+        "--local-base", default=os.environ.get("LOCAL_BASE") or base.DEFAULT_LOCAL_BASE
+    )
+    images.add_argument("--trainer-variant", default=os.environ.get("TRAINER_VARIANT", "uv"))
+    images.add_argument("--build-arg", action="append", default=[],
+                        help="extra argument for the engine's build command")  # fmt: skip
+    context = sub.add_parser("context", help="assemble one app's build context")
+    context.add_argument("app")
+    train = sub.add_parser("train", help="run the trainer image")
+    train.add_argument("--variant", default=os.environ.get("TRAINER_VARIANT", "uv"))
+    train.add_argument("--out", type=Path, default=ROOT / "artifacts")
+    sub.add_parser("clean", help="remove the grocery images")
+    args = parser.parse_args()
+    commands = {"images": cmd_images, "context": cmd_context, "train": cmd_train,
+                "clean": cmd_clean}  # fmt: skip
+    return commands[args.command](args)
+
+
+if __name__ == "__main__":
+    main_wrapper(main)

@@ -1,0 +1,133 @@
+"""Shared helpers for the build scripts: paths, app data, messages, the container engine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from functools import cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build"
+APPS_FILE = ROOT / "dockerfiles" / "apps.toml"
+VARIANTS = ("pip", "uv", "multistage")
+PROG = Path(sys.argv[0]).stem
+
+
+class ScriptError(Exception):
+    """An error shown to the user as one line, exit status 1."""
+
+
+def step(message: str) -> None:
+    print(f">> {message}", flush=True)
+
+
+def note(message: str) -> None:
+    print(f"   {message}", flush=True)
+
+
+def main_wrapper(main) -> None:
+    """Run main(); turn ScriptError and Ctrl-C into one readable line and exit status."""
+    try:
+        sys.exit(main())
+    except ScriptError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+@cache
+def load_apps() -> dict[str, dict]:
+    with APPS_FILE.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def app_spec(app: str) -> dict:
+    apps = load_apps()
+    if app not in apps:
+        raise ScriptError(f"unknown app {app!r}; choose from: {', '.join(apps)}")
+    return apps[app]
+
+
+def check_variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise ScriptError(f"unknown variant {variant!r}; choose from: {', '.join(VARIANTS)}")
+    return variant
+
+
+def source_date_epoch() -> int:
+    """SOURCE_DATE_EPOCH from the environment, else the last commit's time, else 0."""
+    if os.environ.get("SOURCE_DATE_EPOCH"):
+        return int(os.environ["SOURCE_DATE_EPOCH"])
+    result = subprocess.run(
+        ["git", "-C", str(ROOT), "log", "-1", "--format=%ct"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return int(result.stdout.strip() or 0)
+
+
+def git_revision() -> str:
+    result = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip() or "unknown"
+
+
+def _client_version(client: str) -> str:
+    result = subprocess.run(
+        [client, "version", "--format", "{{.Client.Version}}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return result.stdout.strip()
+
+
+@cache
+def engine_command(engine: str) -> tuple[list[str], dict[str, str]]:
+    """The client command and extra environment for ENGINE (docker or podman).
+
+    Docker builds need BuildKit (RUN --mount). A client with the buildx plugin drives it;
+    so does a pre-23 client (Debian's docker.io 20.10) with DOCKER_BUILDKIT=1. The 28.x
+    client without buildx cannot, so it is skipped for another client on the machine.
+    """
+    if engine == "podman":
+        if not shutil.which("podman"):
+            raise ScriptError("podman is not installed (Debian/Ubuntu: apt-get install podman)")
+        return ["podman"], {}
+    if engine != "docker":
+        raise ScriptError(f"unknown ENGINE {engine!r}; choose docker or podman")
+    candidates = [os.environ["DOCKER"]] if os.environ.get("DOCKER") else []
+    candidates += [c for c in (shutil.which("docker"), "/usr/bin/docker") if c]
+    for client in dict.fromkeys(candidates):
+        if not Path(client).exists() and not shutil.which(client):
+            continue
+        version = _client_version(client)
+        if not version:
+            continue
+        major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 0
+        if major and major < 23:
+            return [client], {"DOCKER_BUILDKIT": "1"}
+        buildx = subprocess.run([client, "buildx", "version"], capture_output=True, check=False)
+        if buildx.returncode == 0:
+            return [client], {"DOCKER_BUILDKIT": "1"}
+    raise ScriptError(
+        "no docker client here can drive BuildKit: install the buildx plugin, or Debian's "
+        "docker.io (its 20.10 client works with DOCKER_BUILDKIT=1), or use ENGINE=podman"
+    )
+
+
+def engine_run(engine: str, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    """Run the engine client with args; kwargs go to subprocess.run (check=False default)."""
+    command, extra_env = engine_command(engine)
+    env = dict(os.environ, **extra_env, **kwargs.pop("env", {}))
+    kwargs.setdefault("check", False)
+    return subprocess.run([*command, *args], env=env, **kwargs)
+
+
+def image_exists(engine: str, ref: str) -> bool:
+    result = engine_run(engine, ["image", "inspect", ref], capture_output=True)
+    return result.returncode == 0

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Fetch every wheel the images install into one hash-checked wheelhouse: `make wheels`.
+
+    python scripts/wheels.py [--dest build/wheelhouse] [--apps backend frontend ...]
+
+Fetch, then build: the image builds install only from this folder, with no index. Wheels
+already present (matched by sha256) are reused. The wheelhouse holds the images' platform,
+CPython 3.11 on Linux x86_64 (manylinux), whatever the host is, so a Mac fetches Linux
+wheels. PyTorch's CPU wheel comes from TORCH_FIND_LINKS (PyTorch's CPU wheel page).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from common import BUILD, ROOT, ScriptError, load_apps, main_wrapper, note, step
+from locks import Pin, read_lock
+
+TORCH_FIND_LINKS = "https://download.pytorch.org/whl/cpu/torch/"
+# The images' platform: glibc 2.36 (Debian 12) accepts manylinux wheels up to 2_36.
+PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(36, 16, -1)]
+PLATFORMS += ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"]
+MANIFEST = "sha256.json"
+
+
+def lock_pins(apps: list[str]) -> list[Pin]:
+    """Every pin the given apps' locks (and the installers' lock) need, deduplicated."""
+    pins: dict[tuple[str, str], Pin] = {}
+    for name in [*apps, "tools"]:
+        for pin in read_lock(ROOT / "requirements" / f"{name}.txt"):
+            known = pins.get((pin.name, pin.version))
+            if known and known.hashes != pin.hashes:
+                raise ScriptError(f"{pin.name}=={pin.version} has different hashes in two locks")
+            pins[(pin.name, pin.version)] = pin
+    return list(pins.values())
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as handle:  # streamed: torch's wheel is ~200 MB
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def file_hashes(dest: Path) -> dict[str, str]:
+    """sha256 of every wheel in dest, cached in a manifest keyed by name and size."""
+    manifest_path = dest / MANIFEST
+    try:
+        cache = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    except ValueError:  # a manifest cut short (interrupted run): hash everything again
+        cache = {}
+    hashes, fresh = {}, {}
+    for wheel in sorted(dest.glob("*.whl")):
+        stat = wheel.stat()  # contexts hard-link wheels and reset mtimes
+        key = f"{wheel.name}:{stat.st_size}"
+        digest = cache.get(key) or _sha256(wheel)
+        fresh[key] = digest
+        hashes[wheel.name] = digest
+    manifest_path.write_text(json.dumps(fresh, indent=1, sort_keys=True) + "\n")
+    return hashes
+
+
+def missing_pins(pins: list[Pin], dest: Path) -> list[Pin]:
+    present = set(file_hashes(dest).values())
+    return [pin for pin in pins if not pin.hashes & present]
+
+
+def download(pins: list[Pin], dest: Path) -> None:
+    requirements = dest / "requirements-missing.txt"
+    requirements.write_text("".join(pin.requirement + "\n" for pin in pins))
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--dest", str(dest), "--no-deps",
+        "--require-hashes", "--only-binary=:all:", "--python-version", "3.11",
+        "--implementation", "cp", "--abi", "cp311", "--abi", "abi3", "--abi", "none",
+        "--disable-pip-version-check", "--progress-bar", "off",
+        "--find-links", os.environ.get("TORCH_FIND_LINKS", TORCH_FIND_LINKS),
+        *(arg for platform in PLATFORMS for arg in ("--platform", platform)),
+        "-r", str(requirements),
+    ]  # fmt: skip
+    extra = os.environ.get("PIP_DOWNLOAD_ARGS", "--retries 1").split()
+    result = subprocess.run([*cmd, *extra], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        errors = [ln for ln in result.stderr.splitlines() if ln.startswith("ERROR")]
+        raise ScriptError(f"pip download failed: {(errors or ['see pip output'])[0]}")
+    requirements.unlink()
+
+
+def _shown(path: Path) -> Path:
+    """path relative to the repository when it is inside it (`--dest` may be anywhere)."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
+def ensure_wheelhouse(dest: Path, apps: list[str]) -> dict[str, str]:
+    """Fill dest with the wheels the apps need; return {filename: sha256}."""
+    dest.mkdir(parents=True, exist_ok=True)
+    pins = lock_pins(apps)
+    missing = missing_pins(pins, dest)
+    if missing:
+        step(f"fetching {len(missing)} of {len(pins)} wheels into {_shown(dest)}")
+        download(missing, dest)
+        still = missing_pins(pins, dest)
+        if still:
+            names = ", ".join(f"{p.name}=={p.version}" for p in still[:5])
+            raise ScriptError(f"no wheel with a locked hash for: {names}")
+    else:
+        note(f"wheelhouse complete: {len(pins)} wheels in {_shown(dest)}")
+    return file_hashes(dest)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dest", type=Path, default=BUILD / "wheelhouse")
+    parser.add_argument("--apps", nargs="+", default=list(load_apps()))
+    args = parser.parse_args()
+    step("checking the wheelhouse against the locks")
+    ensure_wheelhouse(args.dest.resolve(), args.apps)
+    return 0
+
+
+if __name__ == "__main__":
+    main_wrapper(main)
