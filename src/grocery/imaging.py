@@ -1,0 +1,130 @@
+"""Safe decoding of untrusted image uploads, with Pillow only.
+
+Checks run cheapest first: byte size, then the format from the header, then the pixel count
+from the header, and only then the full decode. Decompression bombs, truncated or corrupt
+data and formats outside the allowed list all raise an `ImageError` carrying an HTTP status.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterable
+
+from PIL import Image
+
+DEFAULT_FORMATS: tuple[str, ...] = ("PNG", "JPEG")
+DEFAULT_MAX_BYTES = 5 * 1024 * 1024
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+# Leading bytes of common formats, used only to tell "valid but not allowed" (415) from
+# "not an image at all" (400) without handing the data to more Pillow plugins.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"8BPS", "PSD"),
+    (b"%PDF", "PDF"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG2000"),
+    (b"\xff\x4f\xff\x51", "JPEG2000"),
+)
+
+
+class ImageError(ValueError):
+    """An upload that cannot be accepted; `status_code` is the HTTP status to answer with."""
+
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidImage(ImageError):
+    """Empty, corrupt, truncated or non-image data."""
+
+    status_code = 400
+
+
+class ImageTooLarge(ImageError):
+    """Too many bytes or too many pixels (including decompression bombs)."""
+
+    status_code = 413
+
+
+class UnsupportedImageFormat(ImageError):
+    """A recognisable image in a format that is not allowed."""
+
+    status_code = 415
+
+
+def sniff_format(data: bytes) -> str | None:
+    """Name of the format the leading bytes look like, or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    return None
+
+
+def _refuse_bomb_warnings() -> None:
+    """Make Pillow's DecompressionBombWarning an error (idempotent, process-wide)."""
+    action = ("error", None, Image.DecompressionBombWarning, None, 0)
+    if action not in warnings.filters:
+        warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+def decode_image(
+    data: bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    formats: Iterable[str] = DEFAULT_FORMATS,
+) -> Image.Image:
+    """Decode `data` into a fully loaded PIL image, or raise an `ImageError`."""
+    allowed = tuple(name.upper() for name in formats)
+    if len(data) > max_bytes:
+        raise ImageTooLarge(f"image is {len(data)} bytes; the limit is {max_bytes} bytes")
+    if not data:
+        raise InvalidImage("the uploaded file is empty")
+
+    _refuse_bomb_warnings()
+    try:
+        image = Image.open(io.BytesIO(data), formats=list(allowed))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"image refused as a decompression bomb: {exc}") from exc
+    except Image.UnidentifiedImageError as exc:
+        found = sniff_format(data)
+        if found is not None and found not in allowed:
+            raise UnsupportedImageFormat(
+                f"image format {found} is not supported; allowed: {', '.join(allowed)}"
+            ) from exc
+        raise InvalidImage(f"not a valid image ({', '.join(allowed)} expected)") from exc
+    except Exception as exc:  # any parser failure on untrusted data is a 400
+        raise InvalidImage(f"cannot read image header: {exc}") from exc
+
+    try:
+        width, height = image.size
+        if width <= 0 or height <= 0:
+            raise InvalidImage(f"image has an invalid size {width}x{height}")
+        if width * height > max_pixels:
+            raise ImageTooLarge(
+                f"image is {width}x{height} = {width * height} pixels; "
+                f"the limit is {max_pixels} pixels"
+            )
+        try:
+            image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageTooLarge(f"image refused as a decompression bomb: {exc}") from exc
+        except Exception as exc:  # truncated/corrupt data raises many types
+            raise InvalidImage(f"corrupt or truncated image: {exc}") from exc
+    except ImageError:
+        image.close()
+        raise
+    return image

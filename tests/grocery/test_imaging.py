@@ -1,0 +1,164 @@
+"""Safe decoding of untrusted images: limits, formats, bombs, corrupt data."""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from grocery.imaging import (
+    DEFAULT_FORMATS,
+    ImageError,
+    ImageTooLarge,
+    InvalidImage,
+    UnsupportedImageFormat,
+    decode_image,
+    sniff_format,
+)
+
+
+def encode(size: tuple[int, int] = (32, 24), fmt: str = "PNG", mode: str = "RGB") -> bytes:
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").convert(mode).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1024, 9)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_decodes_allowed_formats_fully(fmt: str) -> None:
+    image = decode_image(encode((32, 24), fmt))
+    assert image.size == (32, 24)
+    assert image.format == fmt
+    assert image.mode == "RGB"
+    assert np.asarray(image).shape == (24, 32, 3)
+
+
+def test_decodes_other_modes() -> None:
+    image = decode_image(encode((10, 10), "PNG", mode="LA"))
+    assert image.mode == "LA"
+
+
+def test_too_many_bytes_is_413_before_decoding() -> None:
+    with pytest.raises(ImageTooLarge) as info:
+        decode_image(b"not even an image" * 100, max_bytes=1000)
+    assert info.value.status_code == 413
+    assert "1000" in info.value.message
+
+
+def test_byte_limit_is_inclusive() -> None:
+    data = encode()
+    assert decode_image(data, max_bytes=len(data)).size == (32, 24)
+    with pytest.raises(ImageTooLarge):
+        decode_image(data, max_bytes=len(data) - 1)
+
+
+def test_too_many_pixels_is_413() -> None:
+    with pytest.raises(ImageTooLarge) as info:
+        decode_image(encode((40, 40)), max_pixels=40 * 40 - 1)
+    assert info.value.status_code == 413
+    assert "40x40" in info.value.message
+    assert decode_image(encode((40, 40)), max_pixels=40 * 40).size == (40, 40)
+
+
+def test_pixel_limit_is_checked_from_the_header_before_decoding() -> None:
+    # The pixel data is garbage: a full decode would fail with 400, so 413 proves the
+    # header check ran first.
+    with pytest.raises(ImageTooLarge):
+        decode_image(png_declaring(5000, 5000))
+
+
+@pytest.mark.parametrize("side", [10_000, 100_000])
+def test_decompression_bombs_are_refused_even_above_our_pixel_limit(side: int) -> None:
+    # max_pixels is set huge so that only Pillow's bomb protection can stop these:
+    # 10000^2 triggers DecompressionBombWarning, 100000^2 DecompressionBombError.
+    bomb = png_declaring(side, side)
+    assert len(bomb) < 200
+    with pytest.raises(ImageTooLarge) as info:
+        decode_image(bomb, max_pixels=10**12)
+    assert "decompression bomb" in info.value.message
+
+
+def test_bomb_warning_is_an_error_even_when_warnings_are_reset() -> None:
+    with warnings.catch_warnings():
+        warnings.resetwarnings()
+        with pytest.raises(ImageTooLarge):
+            decode_image(png_declaring(10_000, 10_000), max_pixels=10**12)
+
+
+def test_truncated_png_is_400() -> None:
+    data = encode((64, 64))
+    with pytest.raises(InvalidImage) as info:
+        decode_image(data[: len(data) // 2])
+    assert info.value.status_code == 400
+
+
+def test_truncated_jpeg_is_400() -> None:
+    data = encode((64, 64), "JPEG")
+    with pytest.raises(InvalidImage):
+        decode_image(data[: len(data) // 2])
+
+
+def test_corrupt_png_checksum_is_400() -> None:
+    data = bytearray(encode((64, 64)))
+    data[60] ^= 0xFF  # inside the first IDAT chunk's data
+    with pytest.raises(InvalidImage):
+        decode_image(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"hello world", b"\x89PNG\r\n\x1a\n", b'{"file": 1}', bytes(range(256))]
+)
+def test_non_images_are_400(data: bytes) -> None:
+    with pytest.raises(InvalidImage) as info:
+        decode_image(data)
+    assert info.value.status_code == 400
+    assert info.value.message
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF", "WEBP", "ICO"])
+def test_disallowed_formats_are_415(fmt: str) -> None:
+    with pytest.raises(UnsupportedImageFormat) as info:
+        decode_image(encode((16, 16), fmt))
+    assert info.value.status_code == 415
+    assert fmt in info.value.message
+    assert "PNG" in info.value.message
+
+
+def test_allowed_formats_can_be_changed() -> None:
+    gif = encode((16, 16), "GIF")
+    assert decode_image(gif, formats=["gif"]).size == (16, 16)
+    with pytest.raises(UnsupportedImageFormat):
+        decode_image(encode(), formats=["JPEG"])
+
+
+def test_errors_share_a_base_class_with_status() -> None:
+    for cls, status in ((InvalidImage, 400), (ImageTooLarge, 413), (UnsupportedImageFormat, 415)):
+        assert issubclass(cls, ImageError)
+        assert cls("x").status_code == status
+    assert DEFAULT_FORMATS == ("PNG", "JPEG")
+
+
+def test_sniff_format() -> None:
+    assert sniff_format(encode()) == "PNG"
+    assert sniff_format(encode(fmt="GIF")) == "GIF"
+    assert sniff_format(b"nothing") is None
