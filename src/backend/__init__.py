@@ -1,0 +1,3 @@
+"""FastAPI service that classifies grocery images with the trained CNN."""
+
+__version__ = "0.1.0"

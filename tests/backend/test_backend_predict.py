@@ -1,0 +1,236 @@
+"""`POST /predict`: good images and every kind of bad input (always 4xx JSON, never 500)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import pytest
+from backend_support import (
+    TEST_MAX_IMAGE_PIXELS,
+    TEST_MAX_UPLOAD_BYTES,
+    image_bytes,
+    png_declaring,
+)
+from fastapi.testclient import TestClient
+
+from grocery import CLASSES
+
+
+def post_file(client: TestClient, data: bytes, name: str = "x.png", media: str = "image/png"):
+    return client.post("/predict", files={"file": (name, data, media)})
+
+
+def assert_error(response, status: int, *words: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    detail = response.json()["detail"]
+    assert detail
+    for word in words:
+        assert word.lower() in str(detail).lower()
+
+
+@pytest.mark.parametrize(("fmt", "media"), [("PNG", "image/png"), ("JPEG", "image/jpeg")])
+@pytest.mark.parametrize("size", [(64, 64), (200, 120), (16, 16)])
+def test_predict_returns_a_distribution(
+    client: TestClient, fmt: str, media: str, size: tuple[int, int]
+) -> None:
+    response = post_file(client, image_bytes(size, fmt), f"x.{fmt.lower()}", media)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"label", "confidence", "probabilities"}
+    assert set(body["probabilities"]) == set(CLASSES)
+    assert math.isclose(sum(body["probabilities"].values()), 1.0, abs_tol=1e-5)
+    assert body["label"] in CLASSES
+    assert body["confidence"] == max(body["probabilities"].values())
+    assert body["probabilities"][body["label"]] == body["confidence"]
+
+
+def test_predict_is_deterministic_and_depends_on_the_image(client: TestClient) -> None:
+    a, b = image_bytes(seed=1), image_bytes(seed=2)
+    first, again, other = (post_file(client, d).json() for d in (a, a, b))
+    assert first == again
+    assert first["probabilities"] != other["probabilities"]
+
+
+def test_part_content_type_is_not_trusted(client: TestClient) -> None:
+    # A real PNG labelled as something else is still classified from its bytes.
+    response = post_file(client, image_bytes(), "x.bin", "application/octet-stream")
+    assert response.status_code == 200
+
+
+# --- bad images: each case its own test, and the service keeps serving afterwards -------
+
+BAD_IMAGES: dict[str, tuple[Callable[[], bytes], int, str]] = {
+    "text": (lambda: b"this is not an image", 400, "not a valid image"),
+    "empty": (lambda: b"", 400, "empty"),
+    "json-as-file": (lambda: b'{"label": "apple"}', 400, "not a valid image"),
+    "truncated-png": (lambda: image_bytes((64, 64))[:3000], 400, "truncated"),
+    "truncated-jpeg": (lambda: image_bytes((64, 64), "JPEG")[:600], 400, "truncated"),
+    "png-signature-only": (lambda: b"\x89PNG\r\n\x1a\n", 400, ""),
+    "gif": (lambda: image_bytes((32, 32), "GIF"), 415, "GIF"),
+    "bmp": (lambda: image_bytes((32, 32), "BMP"), 415, "BMP"),
+    "webp": (lambda: image_bytes((32, 32), "WEBP"), 415, "WEBP"),
+    "tiff": (lambda: image_bytes((32, 32), "TIFF"), 415, "TIFF"),
+    "too-many-pixels": (lambda: image_bytes((600, 600), noise=False), 413, "pixels"),
+    "declared-too-many-pixels": (lambda: png_declaring(5000, 5000), 413, "pixels"),
+    "decompression-bomb": (lambda: png_declaring(100_000, 100_000), 413, ""),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_IMAGES))
+def test_bad_image(client: TestClient, predict_ok: Callable[[], None], case: str) -> None:
+    make, status, word = BAD_IMAGES[case]
+    assert_error(post_file(client, make()), status, word)
+    predict_ok()
+
+
+def test_image_just_over_the_pixel_limit(client: TestClient, predict_ok) -> None:
+    side = math.isqrt(TEST_MAX_IMAGE_PIXELS)
+    flat = {"noise": False}  # compresses well: stays under the byte limit
+    assert post_file(client, image_bytes((side, side), **flat)).status_code == 200
+    assert_error(post_file(client, image_bytes((side, side + 1), **flat)), 413, str(side))
+    predict_ok()
+
+
+def test_bomb_is_tiny_on_the_wire() -> None:
+    assert len(png_declaring(100_000, 100_000)) < 200
+
+
+# --- oversized bodies ----------------------------------------------------------------
+
+
+def test_file_over_the_byte_limit_is_413(client: TestClient, predict_ok) -> None:
+    data = b"\x89PNG\r\n\x1a\n" + b"\x00" * TEST_MAX_UPLOAD_BYTES  # just over the limit
+    assert_error(post_file(client, data), 413, str(TEST_MAX_UPLOAD_BYTES))
+    predict_ok()
+
+
+def test_huge_body_with_content_length_is_413(client: TestClient, predict_ok) -> None:
+    data = b"\x00" * (4 * TEST_MAX_UPLOAD_BYTES)
+    assert_error(post_file(client, data), 413, "too large")
+    predict_ok()
+
+
+def test_lying_content_length_does_not_bypass_the_limit(client: TestClient, predict_ok) -> None:
+    # A client that announces a large body is refused before any of it is read.
+    response = client.post(
+        "/predict",
+        content=b"--x\r\n",
+        headers={
+            "content-type": "multipart/form-data; boundary=x",
+            "content-length": str(10 * TEST_MAX_UPLOAD_BYTES),
+        },
+    )
+    assert_error(response, 413)
+    predict_ok()
+
+
+def test_streamed_body_without_content_length_is_413(client: TestClient, predict_ok) -> None:
+    chunk = b"\x00" * 65536
+
+    def body() -> Iterator[bytes]:
+        head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\n'
+        yield head
+        for _ in range(64):  # 4 MiB in all, far over the limit
+            yield chunk
+
+    response = client.post(
+        "/predict",
+        content=body(),
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+    assert "content-length" not in response.request.headers
+    assert_error(response, 413, "too large")
+    predict_ok()
+
+
+# --- wrong request shape -------------------------------------------------------------
+
+
+def test_json_body_is_415(client: TestClient, predict_ok) -> None:
+    response = client.post("/predict", json={"file": "apple.png"})
+    assert_error(response, 415, "multipart/form-data")
+    predict_ok()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"content-type": "image/png"},
+        {"content-type": "text/plain"},
+        {"content-type": "application/x-www-form-urlencoded"},
+        {},
+    ],
+    ids=["raw-png", "text", "urlencoded", "no-content-type"],
+)
+def test_non_multipart_body_is_415(client: TestClient, predict_ok, headers) -> None:
+    response = client.post("/predict", content=image_bytes(), headers=headers)
+    assert_error(response, 415, "multipart/form-data")
+    predict_ok()
+
+
+def test_missing_file_is_422(client: TestClient, predict_ok) -> None:
+    response = client.post("/predict", data={"other": "value"}, files={"x": ("x.png", b"1")})
+    assert_error(response, 422, "file")
+    predict_ok()
+
+
+def test_empty_multipart_is_422(client: TestClient, predict_ok) -> None:
+    response = client.post(
+        "/predict",
+        content=b"--b--\r\n",
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+    assert response.status_code in (400, 422)
+    assert response.json()["detail"]
+    predict_ok()
+
+
+def test_file_sent_as_text_field_is_422(client: TestClient, predict_ok) -> None:
+    response = client.post("/predict", files={"file": (None, "not a file")})
+    assert_error(response, 422, "file")
+    predict_ok()
+
+
+def test_two_files_is_400(client: TestClient, predict_ok) -> None:
+    png = image_bytes()
+    response = client.post(
+        "/predict", files=[("file", ("a.png", png, "image/png")), ("file", ("b.png", png))]
+    )
+    assert_error(response, 400, "files")
+    predict_ok()
+
+
+def test_broken_multipart_is_4xx(client: TestClient, predict_ok) -> None:
+    response = client.post(
+        "/predict",
+        content=b"garbage without boundary",
+        headers={"content-type": "multipart/form-data"},
+    )
+    assert 400 <= response.status_code < 500
+    assert response.json()["detail"]
+    predict_ok()
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_wrong_method_is_405(client: TestClient, method: str) -> None:
+    assert_error(client.request(method, "/predict"), 405)
+
+
+def test_many_bad_requests_then_good(client: TestClient, predict_ok) -> None:
+    for make, status, _ in BAD_IMAGES.values():
+        assert post_file(client, make()).status_code == status
+    predict_ok()
+    assert client.get("/health").json()["status"] == "ok"
+
+
+def test_large_upload_is_classified_off_the_event_loop(client: TestClient, predict_ok) -> None:
+    from backend.routers.predict import INLINE_MAX_BYTES
+
+    data = image_bytes((320, 320))  # noise: about 300 KiB
+    assert INLINE_MAX_BYTES < len(data) <= TEST_MAX_UPLOAD_BYTES
+    response = post_file(client, data)
+    assert response.status_code == 200, response.text
+    assert set(response.json()["probabilities"]) == set(CLASSES)
+    predict_ok()

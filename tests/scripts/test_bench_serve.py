@@ -1,0 +1,90 @@
+"""scripts/bench_serve.py: a short real run, the failure line and the percentile maths."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from grocery import CLASSES
+from grocery.model import GroceryCNN, save_model
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_serve.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("bench_serve_script", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("bench") / "image"
+    torch.manual_seed(0)
+    save_model(
+        GroceryCNN(num_classes=len(CLASSES)),
+        directory,
+        {"classes": list(CLASSES), "input_size": 64, "width": 16},
+    )
+    return directory
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=180
+    )
+
+
+def test_missing_model_dir_fails_with_one_line(tmp_path: Path) -> None:
+    result = run("--model-dir", str(tmp_path / "nothing"), "--out", str(tmp_path / "o.json"))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("bench-serve: error: no model in")
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_short_run_writes_a_report(model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = run(
+        "--model-dir", str(model_dir), "--duration", "1.5", "--warmup", "0.5",
+        "--workers", "1", "--concurrency", "2", "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    results = report["results"]
+    assert results["requests"] > 0
+    assert results["errors"] == 0
+    latency = results["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+    assert results["requests_per_s"] == pytest.approx(
+        results["requests"] / results["measured_s"], rel=0.01
+    )
+    assert report["load"]["concurrency"] == 2
+    assert report["machine"]["cores"] >= 1
+    assert report["server"]["model_version"]
+    assert "req/s" in result.stdout
+    assert "p99 ms" in result.stdout
+
+
+def test_bad_arguments_are_refused(tmp_path: Path) -> None:
+    assert run("--concurrency", "0").returncode == 2
+
+
+def test_percentile_nearest_rank() -> None:
+    bench = load_script()
+    values = [float(v) for v in range(1, 101)]
+    assert bench.percentile(values, 50) == 50.0
+    assert bench.percentile(values, 90) == 90.0
+    assert bench.percentile(values, 99) == 99.0
+    assert bench.percentile([7.0], 99) == 7.0
+    assert bench.percentile([1.0, 2.0], 50) == 1.0
