@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -176,9 +177,16 @@ def run(args: argparse.Namespace) -> None:
         cmd_all(args.out or Path(default_out()), args.dataset, args.epochs, args.seed)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 2 bad input, 130 interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # As a container's PID 1 the default SIGTERM action is ignored by the kernel: treat
+    # `docker stop` like Ctrl-C so the job stops at once instead of being killed later.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         args = build_parser().parse_args(argv or ["all"])
         if args.command is None:

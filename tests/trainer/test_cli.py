@@ -147,3 +147,29 @@ def test_default_out(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--help"]) == 0
     assert "data,image,tabular,all" in capsys.readouterr().out
+
+
+def test_sigterm_stops_the_job_like_ctrl_c(tmp_path):
+    """`docker stop` sends SIGTERM to PID 1, which ignores it unless a handler is set."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = dict(os.environ, PYTHONPATH=str(src))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainer", "data", "--out", str(tmp_path / "d"),
+         "--per-class", "400,40,40"],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "d").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert "interrupted" in stderr
