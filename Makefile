@@ -18,6 +18,11 @@ PIP_INSTALL_ARGS ?= --retries 1
 BROWSER_PACKAGES ?= chromium chromium-driver
 PYTEST_ARGS ?=
 BENCH_SERVE_ARGS ?=
+BENCH_APPS ?= $(APPS)
+BENCH_VARIANTS ?= $(VARIANTS)
+BENCH_SCENARIOS ?= cold warm code deps
+BENCH_REPEAT ?= 3
+BENCH_ARGS ?=
 ARTIFACTS ?= artifacts
 
 # ---- images ---------------------------------------------------------------------------
@@ -41,7 +46,7 @@ help: ## Show this help (the default goal)
 	@echo "Usage: make [target] [VAR=value ...]"
 	@echo
 	@grep -hE '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) \
-	  | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+	  | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-20s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables (current value):"
 	@echo "  ENGINE=$(ENGINE) APPS='$(APPS)' VARIANTS='$(VARIANTS)' APP=$(APP) VARIANT=$(VARIANT)"
@@ -111,6 +116,14 @@ up: ## The lab's flow: backend + frontend on a user-defined network (VARIANT=uv)
 down: ## Stop the `make up` stack and remove its containers and network
 	@$(PYTHON) scripts/stack.py down --project $(COMPOSE_PROJECT)
 
+.PHONY: sbom
+sbom: ## Write a CycloneDX SBOM per image (Python distributions + Debian packages) to build/sbom/
+	@$(PYTHON) scripts/sbom.py --engine $(ENGINE) --apps $(APPS) --variants $(VARIANTS)
+
+.PHONY: verify-repro
+verify-repro: ## Build every image twice from clean and compare (identical IDs with podman)
+	@$(PYTHON) scripts/repro.py --engine $(ENGINE) --apps $(APPS) --variants $(VARIANTS)
+
 # ---- checks -------------------------------------------------------------------------------
 .PHONY: lint
 lint: $(VENV)/.installed ## hadolint (Dockerfiles), ruff (Python), shellcheck (scripts), lock-check
@@ -153,6 +166,16 @@ $(ARTIFACTS)/image/model.safetensors:
 bench-serve: $(VENV)/.installed $(ARTIFACTS)/image/model.safetensors ## Load-test the backend's /predict (16 clients)
 	@echo ">> benchmarking POST /predict on 127.0.0.1"
 	@$(VPY) scripts/bench_serve.py --model-dir $(ARTIFACTS)/image $(BENCH_SERVE_ARGS)
+
+.PHONY: bench-builds
+bench-builds: $(VENV)/.installed images ## Benchmark pip/uv/multistage builds (BENCH_APPS/VARIANTS/SCENARIOS/REPEAT)
+	@echo ">> benchmarking builds: apps='$(BENCH_APPS)' variants='$(BENCH_VARIANTS)' scenarios='$(BENCH_SCENARIOS)' x$(BENCH_REPEAT)"
+	@$(VPY) scripts/bench_builds.py --engine $(ENGINE) --apps $(BENCH_APPS) --variants $(BENCH_VARIANTS) \
+	  --scenarios $(BENCH_SCENARIOS) --repeat $(BENCH_REPEAT) $(BENCH_ARGS)
+
+.PHONY: bench-builds-quick
+bench-builds-quick: $(VENV)/.installed ## A quick bench-builds run (one small image) to check the harness
+	@$(VPY) scripts/bench_builds.py --engine $(ENGINE) --quick $(BENCH_ARGS)
 
 .PHONY: clean
 clean: ## Remove generated files and the grocery images (venv and wheelhouse kept)

@@ -115,7 +115,9 @@ def build_image(engine: str, app: str, variant: str, ctx: Path, base_image: str,
         "--tag", tag,
     ]  # fmt: skip
     if engine == "podman":
-        args += ["--timestamp", str(epoch), "--layers"]
+        # --timestamp pins every layer's file times and the image's created time: the same
+        # inputs give the same image ID. Docker format keeps the HEALTHCHECK (OCI drops it).
+        args += ["--timestamp", str(epoch), "--layers", "--format", "docker"]
     else:
         args += ["--progress=plain"]
     log = BUILD / "logs" / f"{app}-{variant}.log"
