@@ -39,7 +39,13 @@ BASE_IMAGE ?= python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc
 LOCAL_BASE ?= grocery-base:bookworm-py3.11
 COMPOSE_PROJECT ?= grocery
 export ENGINE BASE_IMAGE LOCAL_BASE TRAINER_VARIANT TORCH_FIND_LINKS
+# Extra arguments for the engine's build command (one per word), e.g. CI's layer cache:
+# BUILD_ARGS="--load --cache-from=type=gha,scope=x --cache-to=type=gha,mode=max,scope=x"
+BUILD_ARGS ?=
 BUILD_PY = $(PYTHON) scripts/build.py --artifacts $(ARTIFACTS)
+BUILD_EXTRA = $(foreach a,$(BUILD_ARGS),--build-arg=$(a))
+# Debian package of Nix for the flake tests (tests/nix), installed when no nix is on PATH.
+NIX_PACKAGES ?= nix-bin
 
 .PHONY: help
 help: ## Show this help (the default goal)
@@ -95,14 +101,14 @@ wheels: ## Fetch every locked wheel (Linux x86_64, CPython 3.11) into build/whee
 
 .PHONY: images
 images: ## Build all images: grocery-<app>:<variant> for APPS x VARIANTS (12 by default)
-	@$(BUILD_PY) images --apps $(APPS) --variants $(VARIANTS)
+	@$(BUILD_PY) images --apps $(APPS) --variants $(VARIANTS) $(BUILD_EXTRA)
 
 .PHONY: image
 image: ## Build one image: make image APP=backend VARIANT=uv
-	@$(BUILD_PY) images --apps $(APP) --variants $(VARIANT)
+	@$(BUILD_PY) images --apps $(APP) --variants $(VARIANT) $(BUILD_EXTRA)
 
 image-%: ## Build one image by name: make image-backend-uv
-	@$(BUILD_PY) images --apps $(firstword $(subst -, ,$*)) --variants $(lastword $(subst -, ,$*))
+	@$(BUILD_PY) images --apps $(firstword $(subst -, ,$*)) --variants $(lastword $(subst -, ,$*)) $(BUILD_EXTRA)
 
 .PHONY: train
 train: ## Run the trainer image (TRAINER_VARIANT), writing models and metrics to $(ARTIFACTS)/
@@ -126,7 +132,7 @@ verify-repro: ## Build every image twice from clean and compare (identical IDs w
 
 # ---- checks -------------------------------------------------------------------------------
 .PHONY: lint
-lint: $(VENV)/.installed ## hadolint (Dockerfiles), ruff (Python), shellcheck (scripts), lock-check
+lint: $(VENV)/.installed ## hadolint, ruff, shellcheck, actionlint (.github/workflows), lock-check
 	@echo ">> hadolint dockerfiles/*.Dockerfile"
 	@$(VENV)/bin/hadolint --config .hadolint.yaml dockerfiles/*.Dockerfile
 	@echo ">> ruff check + format"
@@ -134,14 +140,20 @@ lint: $(VENV)/.installed ## hadolint (Dockerfiles), ruff (Python), shellcheck (s
 	@$(VENV)/bin/ruff format --check --quiet src tests scripts dockerfiles
 	@echo ">> shellcheck"
 	@$(VENV)/bin/shellcheck scripts/*.sh .ci/run
+	@echo ">> actionlint .github/workflows"
+	@$(VENV)/bin/actionlint -shellcheck $(VENV)/bin/shellcheck -pyflakes= .github/workflows/*.yml
 	@$(MAKE) lock-check
 
 .PHONY: browser-deps
 browser-deps: ## Install Debian's chromium + chromium-driver for the browser tests if missing
 	@scripts/ensure-apt.sh $(BROWSER_PACKAGES)
 
+.PHONY: nix-deps
+nix-deps: ## Install Debian's nix-bin for the flake tests if no nix is on PATH
+	@command -v nix >/dev/null || scripts/ensure-apt.sh $(NIX_PACKAGES)
+
 .PHONY: test
-test: $(VENV)/.installed browser-deps images ## Run every test: unit, browser and containers (builds the images)
+test: $(VENV)/.installed browser-deps nix-deps images ## Run every test: unit, browser and containers (builds the images)
 	@echo ">> pytest (all tests)"
 	@$(VPY) -m pytest $(PYTEST_ARGS)
 
@@ -150,7 +162,7 @@ test-containers: $(VENV)/.installed images ## Run the container tests only
 	@$(VPY) -m pytest -m container $(PYTEST_ARGS)
 
 .PHONY: test-unit
-test-unit: $(VENV)/.installed ## Run the unit tests only (no browser, no engine)
+test-unit: $(VENV)/.installed nix-deps ## Run the unit tests only (no browser, no engine)
 	@$(VPY) -m pytest -m "not browser and not container" $(PYTEST_ARGS)
 
 # ---- models and benchmarks ----------------------------------------------------------------
