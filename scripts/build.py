@@ -83,11 +83,16 @@ def assemble_context(app: str, wheel_hashes: dict[str, str], artifacts: Path, ep
             if name is None:
                 raise ScriptError(f"{pin.name}=={pin.version} is not in the wheelhouse")
             if not (ctx / "wheels" / name).exists():
-                os.link(wheelhouse / name, ctx / "wheels" / name)
+                try:
+                    os.link(wheelhouse / name, ctx / "wheels" / name)
+                except OSError:  # another file system: copy instead
+                    shutil.copy2(wheelhouse / name, ctx / "wheels" / name)
     shutil.copy(ROOT / "requirements" / f"{app}.txt", ctx / "lock.txt")
     shutil.copy(ROOT / "requirements" / "tools.txt", ctx / "tools.txt")
     shutil.copy(ROOT / "dockerfiles" / "context.dockerignore", ctx / ".dockerignore")
-    shutil.copy(RUNTIME / "prune_rootfs.py", ctx / "prune_rootfs.py")
+    for name in ("prune_rootfs.py", "prune_venv.py"):
+        shutil.copy(RUNTIME / name, ctx / name)
+    (ctx / "prune.txt").write_text("".join(f"{glob}\n" for glob in spec.get("prune", [])))
     for package in spec["packages"]:
         _copy_package(ROOT / "src" / package, ctx / "app" / package)
     for name in ("launch.py", "healthcheck.py"):

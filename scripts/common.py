@@ -36,6 +36,10 @@ def main_wrapper(main) -> None:
     except ScriptError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         sys.exit(1)
+    except subprocess.CalledProcessError as exc:
+        command = " ".join(str(part) for part in exc.cmd)
+        print(f"{PROG}: error: `{command}` failed (exit {exc.returncode})", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         sys.exit(130)
@@ -63,7 +67,10 @@ def check_variant(variant: str) -> str:
 def source_date_epoch() -> int:
     """SOURCE_DATE_EPOCH from the environment, else the last commit's time, else 0."""
     if os.environ.get("SOURCE_DATE_EPOCH"):
-        return int(os.environ["SOURCE_DATE_EPOCH"])
+        value = os.environ["SOURCE_DATE_EPOCH"]
+        if not value.isdigit():
+            raise ScriptError(f"SOURCE_DATE_EPOCH must be whole seconds, not {value!r}")
+        return int(value)
     result = subprocess.run(
         ["git", "-C", str(ROOT), "log", "-1", "--format=%ct"],
         capture_output=True, text=True, check=False,
@@ -79,10 +86,13 @@ def git_revision() -> str:
 
 
 def _client_version(client: str) -> str:
-    result = subprocess.run(
-        [client, "version", "--format", "{{.Client.Version}}"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    try:
+        result = subprocess.run(
+            [client, "version", "--format", "{{.Client.Version}}"],
+            capture_output=True, text=True, check=False, timeout=30,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return ""
     return result.stdout.strip()
 
 
@@ -111,7 +121,9 @@ def engine_command(engine: str) -> tuple[list[str], dict[str, str]]:
         major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 0
         if major and major < 23:
             return [client], {"DOCKER_BUILDKIT": "1"}
-        buildx = subprocess.run([client, "buildx", "version"], capture_output=True, check=False)
+        buildx = subprocess.run(
+            [client, "buildx", "version"], capture_output=True, check=False, timeout=30
+        )
         if buildx.returncode == 0:
             return [client], {"DOCKER_BUILDKIT": "1"}
     raise ScriptError(

@@ -1,0 +1,197 @@
+"""scripts/build.py assemble_context on a fake repository: exactly what an image needs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import wheels
+from common import ROOT, ScriptError
+
+EPOCH = 1_000_000_000
+APPS = tomllib.loads((ROOT / "dockerfiles" / "apps.toml").read_text())
+WHEEL_FILES = {  # name -> bytes; the lock of each app below pins a subset
+    "alpha-1.0-py3-none-any.whl": b"alpha wheel",
+    "beta-2.0-cp311-cp311-manylinux_2_17_x86_64.whl": b"beta wheel",
+    "uv-0.9.0-py3-none-manylinux_2_17_x86_64.whl": b"uv wheel",
+    "unlocked-3.0-py3-none-any.whl": b"nobody pins this",
+}
+LOCKED = {
+    "backend": {"alpha": "alpha-1.0-py3-none-any.whl",
+                "beta": "beta-2.0-cp311-cp311-manylinux_2_17_x86_64.whl"},
+    "frontend": {"alpha": "alpha-1.0-py3-none-any.whl"},
+    "tools": {"uv": "uv-0.9.0-py3-none-manylinux_2_17_x86_64.whl"},
+}  # fmt: skip
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def lock_text(pins: dict[str, str]) -> str:
+    out = ["# input-sha256: " + "0" * 64]
+    for name, filename in pins.items():
+        version = filename.split("-")[1]
+        other_platform = sha(filename.encode())  # a hash no file in the wheelhouse has
+        out += [f"{name}=={version} \\", f"    --hash=sha256:{other_platform} \\",
+                f"    --hash=sha256:{sha(WHEEL_FILES[filename])}", "    # via -r x.in"]  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+@pytest.fixture
+def fake_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, build_module) -> Path:
+    """requirements/, src/, dockerfiles/context.dockerignore and a wheelhouse under tmp."""
+    repo = tmp_path / "repo"
+    (repo / "requirements").mkdir(parents=True)
+    for name, pins in LOCKED.items():
+        (repo / "requirements" / f"{name}.txt").write_text(lock_text(pins))
+    for package in {p for app in ("backend", "frontend") for p in APPS[app]["packages"]}:
+        pkg = repo / "src" / package
+        (pkg / "sub" / "__pycache__").mkdir(parents=True)
+        (pkg / "tests").mkdir()
+        (pkg / "__init__.py").write_text(f'"""{package}"""\n')
+        (pkg / "sub" / "mod.py").write_text("X = 1\n")
+        (pkg / "sub" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\0")
+        (pkg / "stray.pyc").write_bytes(b"\0")
+        (pkg / "tests" / "test_x.py").write_text("")
+        (pkg / ".env").write_text("SECRET=1\n")
+        (pkg / "run.sh").write_text("#!/bin/sh\n")
+        (pkg / "run.sh").chmod(0o700)
+    (repo / "dockerfiles").mkdir()
+    shutil.copy(ROOT / "dockerfiles" / "context.dockerignore", repo / "dockerfiles")
+    wheelhouse = repo / "build" / "wheelhouse"
+    wheelhouse.mkdir(parents=True)
+    for name, data in WHEEL_FILES.items():
+        (wheelhouse / name).write_bytes(data)
+    monkeypatch.setattr(build_module, "ROOT", repo)
+    monkeypatch.setattr(build_module, "BUILD", repo / "build")
+    return repo
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    out = tmp_path / "artifacts"
+    (out / "image" / "samples" / "apple").mkdir(parents=True)
+    (out / "image" / "model.safetensors").write_bytes(b"weights")
+    (out / "image" / "metadata.json").write_text('{"classes": ["apple"]}')
+    (out / "image" / "samples" / "apple" / "0.png").write_bytes(b"png")
+    return out
+
+
+def assemble(build_module, repo: Path, app: str, artifacts: Path) -> Path:
+    hashes = wheels.file_hashes(repo / "build" / "wheelhouse")
+    return build_module.assemble_context(app, hashes, artifacts, EPOCH)
+
+
+def files_under(path: Path) -> set[str]:
+    return {p.relative_to(path).as_posix() for p in path.rglob("*") if not p.is_dir()}
+
+
+def test_context_holds_the_locks_and_exactly_the_locked_wheels(
+    build_module, fake_repo: Path, artifacts: Path
+) -> None:
+    ctx = assemble(build_module, fake_repo, "backend", artifacts)
+    assert ctx == fake_repo / "build" / "context" / "backend"
+    assert sorted(p.name for p in ctx.iterdir()) == [
+        ".dockerignore", "app", "lock.txt", "prune.txt", "prune_rootfs.py", "prune_venv.py",
+        "tools.txt", "wheels",
+    ]  # fmt: skip
+    assert (ctx / "prune.txt").read_text().splitlines() == APPS["backend"].get("prune", [])
+    req = fake_repo / "requirements"
+    assert (ctx / "lock.txt").read_bytes() == (req / "backend.txt").read_bytes()
+    assert (ctx / "tools.txt").read_bytes() == (req / "tools.txt").read_bytes()
+    expected = {*LOCKED["backend"].values(), *LOCKED["tools"].values()}
+    assert {p.name for p in (ctx / "wheels").iterdir()} == expected
+    for name in expected:  # hard links into the wheelhouse, not copies
+        linked = (ctx / "wheels" / name).stat()
+        assert linked.st_ino == (fake_repo / "build" / "wheelhouse" / name).stat().st_ino
+        assert linked.st_nlink >= 2
+
+
+def test_app_dir_has_the_packages_launcher_and_launch_json(
+    build_module, fake_repo: Path, artifacts: Path
+) -> None:
+    ctx = assemble(build_module, fake_repo, "backend", artifacts)
+    app = ctx / "app"
+    expected = {"launch.py", "healthcheck.py", "launch.json"}
+    for package in APPS["backend"]["packages"]:
+        expected |= {f"{package}/__init__.py", f"{package}/sub/mod.py", f"{package}/run.sh"}
+    expected |= {f"model/{f}" for f in files_under(artifacts / "image")}
+    assert files_under(app) == expected
+    launch = json.loads((app / "launch.json").read_text())
+    spec = APPS["backend"]
+    assert launch == {k: spec[k] for k in ("command", "env", "port", "health")}
+    runtime = ROOT / "dockerfiles" / "runtime"
+    assert (app / "launch.py").read_bytes() == (runtime / "launch.py").read_bytes()
+    for name in ("prune_rootfs.py", "prune_venv.py"):
+        assert (ctx / name).read_bytes() == (runtime / name).read_bytes()
+    assert (app / "model" / "model.safetensors").read_bytes() == b"weights"
+
+
+def test_a_service_without_model_gets_no_model_dir(
+    build_module, fake_repo: Path, tmp_path: Path
+) -> None:
+    ctx = assemble(build_module, fake_repo, "frontend", tmp_path / "no-artifacts")
+    assert not (ctx / "app" / "model").exists()
+    assert {p.name for p in (ctx / "wheels").iterdir()} == {
+        *LOCKED["frontend"].values(), *LOCKED["tools"].values(),
+    }  # fmt: skip
+    launch = json.loads((ctx / "app" / "launch.json").read_text())
+    assert launch["port"] == APPS["frontend"]["port"] and "model" not in launch
+    assert (ctx / "prune.txt").read_text().splitlines() == APPS["frontend"].get("prune", [])
+
+
+def test_no_caches_tests_or_hidden_files(build_module, fake_repo: Path, artifacts: Path) -> None:
+    ctx = assemble(build_module, fake_repo, "backend", artifacts)
+    for path in ctx.rglob("*"):
+        rel = path.relative_to(ctx).as_posix()
+        assert "__pycache__" not in path.parts and "tests" not in path.parts, rel
+        assert path.suffix != ".pyc", rel
+        assert not path.name.startswith(".") or rel == ".dockerignore", rel
+
+
+def test_every_mtime_is_the_epoch_and_modes_are_fixed(
+    build_module, fake_repo: Path, artifacts: Path
+) -> None:
+    ctx = assemble(build_module, fake_repo, "backend", artifacts)
+    for path in [ctx, *ctx.rglob("*")]:
+        info = path.lstat()
+        assert info.st_mtime == EPOCH, path
+        expected = 0o755 if stat.S_ISDIR(info.st_mode) else 0o644
+        assert stat.S_IMODE(info.st_mode) == expected, f"{path}: {oct(info.st_mode)}"
+
+
+def test_reassembly_starts_from_an_empty_context(
+    build_module, fake_repo: Path, artifacts: Path
+) -> None:
+    ctx = assemble(build_module, fake_repo, "backend", artifacts)
+    (ctx / "app" / "leftover.py").write_text("")
+    os.unlink(ctx / "wheels" / LOCKED["backend"]["alpha"])
+    again = assemble(build_module, fake_repo, "backend", artifacts)
+    assert not (again / "app" / "leftover.py").exists()
+    assert (again / "wheels" / LOCKED["backend"]["alpha"]).is_file()
+
+
+def test_missing_model_says_make_train(build_module, fake_repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(ScriptError, match=r"make train"):
+        assemble(build_module, fake_repo, "backend", tmp_path / "no-artifacts")
+
+
+def test_a_locked_wheel_missing_from_the_wheelhouse_is_an_error(
+    build_module, fake_repo: Path, artifacts: Path
+) -> None:
+    (fake_repo / "build" / "wheelhouse" / LOCKED["backend"]["beta"]).unlink()
+    with pytest.raises(ScriptError, match=r"beta==2\.0 is not in the wheelhouse"):
+        assemble(build_module, fake_repo, "backend", artifacts)
+
+
+def test_unknown_app_is_a_clear_error(build_module, fake_repo: Path, artifacts: Path) -> None:
+    with pytest.raises(ScriptError, match=r"unknown app 'nope'; choose from: backend"):
+        build_module.assemble_context("nope", {}, artifacts, EPOCH)

@@ -1,0 +1,181 @@
+"""scripts/wheels.py without downloads: lock pins, the sha256 manifest, what is missing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+import wheels
+from common import ScriptError
+from locks import Pin
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def lock_text(*pins: tuple[str, str, list[str]]) -> str:
+    lines = ["# input-sha256: " + "0" * 64, "#"]
+    for name, version, hashes in pins:
+        lines.append(f"{name}=={version} \\")
+        lines += [f"    --hash=sha256:{h} \\" for h in hashes[:-1]]
+        lines += [f"    --hash=sha256:{hashes[-1]}", "    # via -r x.in"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def fake_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "requirements").mkdir()
+    monkeypatch.setattr(wheels, "ROOT", tmp_path)
+    return tmp_path
+
+
+def write_locks(repo: Path, **locks: str) -> None:
+    for name, text in locks.items():
+        (repo / "requirements" / f"{name}.txt").write_text(text)
+
+
+H1, H2, H3, H4 = (sha(bytes([n])) for n in range(4))
+
+
+def test_lock_pins_merges_locks_and_deduplicates(fake_repo: Path) -> None:
+    write_locks(
+        fake_repo,
+        one=lock_text(("numpy", "2.0.0", [H1, H2]), ("Pillow", "11.0", [H3])),
+        two=lock_text(("numpy", "2.0.0", [H2, H1]), ("requests", "2.32", [H4])),
+        tools=lock_text(("uv", "0.9.0", [H4])),
+    )
+    pins = wheels.lock_pins(["one", "two"])
+    assert sorted((p.name, p.version) for p in pins) == [
+        ("numpy", "2.0.0"), ("pillow", "11.0"), ("requests", "2.32"), ("uv", "0.9.0"),
+    ]  # fmt: skip
+    assert next(p for p in pins if p.name == "numpy").hashes == {H1, H2}
+
+
+def test_lock_pins_refuses_one_version_with_two_hash_sets(fake_repo: Path) -> None:
+    write_locks(
+        fake_repo,
+        one=lock_text(("numpy", "2.0.0", [H1])),
+        two=lock_text(("numpy", "2.0.0", [H2])),
+        tools=lock_text(("uv", "0.9.0", [H4])),
+    )
+    with pytest.raises(ScriptError, match=r"numpy==2\.0\.0 has different hashes"):
+        wheels.lock_pins(["one", "two"])
+
+
+def test_lock_pins_keeps_two_versions_of_one_package(fake_repo: Path) -> None:
+    write_locks(
+        fake_repo,
+        one=lock_text(("numpy", "1.26.4", [H1])),
+        two=lock_text(("numpy", "2.0.0", [H2])),
+        tools=lock_text(("uv", "0.9.0", [H4])),
+    )
+    assert {(p.name, p.version) for p in wheels.lock_pins(["one", "two"])} >= {
+        ("numpy", "1.26.4"), ("numpy", "2.0.0"),
+    }  # fmt: skip
+
+
+def test_lock_pins_of_the_real_locks_have_no_conflict() -> None:
+    pins = wheels.lock_pins(["backend", "frontend", "flask", "trainer"])
+    assert len({(p.name, p.version) for p in pins}) == len(pins)
+    assert any(p.name == "uv" for p in pins), "the installers' lock is always included"
+
+
+def test_file_hashes_hashes_once_and_reuses_the_manifest(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "a-1.0-py3-none-any.whl").write_bytes(b"wheel a")
+    (tmp_path / "b-2.0-py3-none-any.whl").write_bytes(b"wheel bb")
+    (tmp_path / "notes.txt").write_text("not a wheel")
+    first = wheels.file_hashes(tmp_path)
+    assert first == {"a-1.0-py3-none-any.whl": sha(b"wheel a"),
+                     "b-2.0-py3-none-any.whl": sha(b"wheel bb")}  # fmt: skip
+    manifest = json.loads((tmp_path / wheels.MANIFEST).read_text())
+    assert manifest == {"a-1.0-py3-none-any.whl:7": sha(b"wheel a"),
+                        "b-2.0-py3-none-any.whl:8": sha(b"wheel bb")}  # fmt: skip
+
+    def no_hashing(*args, **kwargs):
+        raise AssertionError("a cached wheel was hashed again")
+
+    monkeypatch.setattr(wheels.hashlib, "file_digest", no_hashing)
+    monkeypatch.setattr(wheels.hashlib, "sha256", no_hashing)
+    assert wheels.file_hashes(tmp_path) == first
+
+
+def test_file_hashes_rehashes_a_changed_size_and_forgets_removed(tmp_path: Path) -> None:
+    wheel = tmp_path / "a-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"wheel a")
+    (tmp_path / "gone-1.0-py3-none-any.whl").write_bytes(b"gone")
+    wheels.file_hashes(tmp_path)
+    (tmp_path / "gone-1.0-py3-none-any.whl").unlink()
+    wheel.write_bytes(b"wheel a, rebuilt")
+    assert wheels.file_hashes(tmp_path) == {wheel.name: sha(b"wheel a, rebuilt")}
+    manifest = json.loads((tmp_path / wheels.MANIFEST).read_text())
+    assert list(manifest) == [f"{wheel.name}:16"]
+
+
+def test_file_hashes_survives_a_truncated_manifest(tmp_path: Path) -> None:
+    (tmp_path / "a-1.0-py3-none-any.whl").write_bytes(b"wheel a")
+    (tmp_path / wheels.MANIFEST).write_text('{"a-1.0-py3-none-any.whl:7": "ab')
+    assert wheels.file_hashes(tmp_path) == {"a-1.0-py3-none-any.whl": sha(b"wheel a")}
+
+
+def test_missing_pins_matches_any_locked_hash(tmp_path: Path) -> None:
+    (tmp_path / "a-1.0-py3-none-any.whl").write_bytes(b"a")
+    (tmp_path / "b-1.0-cp311-manylinux_x86_64.whl").write_bytes(b"b")
+    pins = [
+        Pin("a", "1.0", frozenset({sha(b"a")})),
+        Pin("b", "1.0", frozenset({sha(b"b-macos"), sha(b"b")})),  # one hash per platform
+        Pin("c", "1.0", frozenset({sha(b"c")})),
+        Pin("d", "1.0", frozenset({sha(b"tampered d")})),
+    ]
+    (tmp_path / "d-1.0-py3-none-any.whl").write_bytes(b"d")  # present, wrong bytes
+    assert [p.name for p in wheels.missing_pins(pins, tmp_path)] == ["c", "d"]
+
+
+@pytest.fixture
+def wheelhouse_repo(fake_repo: Path, tmp_path: Path):
+    """A fake repo whose locks need a and b; returns (dest outside the repo, pins' bytes)."""
+    data = {"a-1.0-py3-none-any.whl": b"a", "b-2.0-py3-none-any.whl": b"b"}
+    write_locks(
+        fake_repo,
+        app=lock_text(("a", "1.0", [sha(b"a")])),
+        tools=lock_text(("b", "2.0", [sha(b"b")])),
+    )
+    return tmp_path.parent / f"{tmp_path.name}-wheelhouse", data
+
+
+def test_ensure_wheelhouse_complete_downloads_nothing(wheelhouse_repo, monkeypatch) -> None:
+    dest, data = wheelhouse_repo
+    dest.mkdir()
+    for name, content in data.items():
+        (dest / name).write_bytes(content)
+
+    def no_download(pins, dest):
+        raise AssertionError("downloaded although complete")
+
+    monkeypatch.setattr(wheels, "download", no_download)
+    assert wheels.ensure_wheelhouse(dest, ["app"]) == {n: sha(c) for n, c in data.items()}
+
+
+def test_ensure_wheelhouse_fetches_only_the_missing(wheelhouse_repo, monkeypatch) -> None:
+    dest, data = wheelhouse_repo
+    dest.mkdir()
+    (dest / "a-1.0-py3-none-any.whl").write_bytes(b"a")
+    asked = []
+
+    def fake_download(pins, target):
+        asked.extend(f"{p.name}=={p.version}" for p in pins)
+        (target / "b-2.0-py3-none-any.whl").write_bytes(b"b")
+
+    monkeypatch.setattr(wheels, "download", fake_download)
+    assert set(wheels.ensure_wheelhouse(dest, ["app"])) == set(data)
+    assert asked == ["b==2.0"]
+
+
+def test_ensure_wheelhouse_fails_when_a_hash_never_arrives(wheelhouse_repo, monkeypatch) -> None:
+    dest, _ = wheelhouse_repo
+    monkeypatch.setattr(wheels, "download", lambda pins, target: None)
+    with pytest.raises(ScriptError, match=r"no wheel with a locked hash for: a==1\.0, b==2\.0"):
+        wheels.ensure_wheelhouse(dest, ["app"])
