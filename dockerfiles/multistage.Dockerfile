@@ -11,22 +11,32 @@ HEALTHCHECK NONE
 RUN --mount=type=bind,source=prune_rootfs.py,target=/tmp/prune_rootfs.py \
     python3 /tmp/prune_rootfs.py /runtime
 
-# ---- builder: the venv, exactly the lock, bytecode compiled hash-based -----------------
+# ---- builder: the venv, exactly the lock, pruned of the files listed under `prune` in
+# dockerfiles/apps.toml (torch's headers and C++ tests, package test suites), bytecode
+# compiled hash-based ---------------------------------------------------------------------
+# The `date` lines are timestamps scripts/bench_builds.py reads from the build log.
 FROM ${BASE_IMAGE} AS builder
 HEALTHCHECK NONE
 RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
     --mount=type=bind,source=tools.txt,target=/tmp/build/tools.txt \
     --mount=type=bind,source=wheels,target=/tmp/build/wheels \
-    python3 -m venv /tmp/uv \
+    --mount=type=bind,source=prune_venv.py,target=/tmp/build/prune_venv.py \
+    --mount=type=bind,source=prune.txt,target=/tmp/build/prune.txt \
+    date "+bench-mark begin %s.%N" \
+ && python3 -m venv /tmp/uv \
  && /tmp/uv/bin/python -m pip install --no-index --find-links /tmp/build/wheels \
       --require-hashes --no-deps --no-cache-dir --disable-pip-version-check --quiet \
       -r /tmp/build/tools.txt \
+ && date "+bench-mark install %s.%N" \
  && UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never /tmp/uv/bin/uv venv --quiet --python python3 /opt/venv \
  && UV_NO_CACHE=1 /tmp/uv/bin/uv pip install --quiet --python /opt/venv/bin/python \
       --no-index --find-links /tmp/build/wheels --require-hashes --no-deps \
       --link-mode copy -r /tmp/build/lock.txt \
+ && date "+bench-mark compile %s.%N" \
+ && python3 /tmp/build/prune_venv.py /opt/venv /tmp/build/prune.txt \
  && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash \
-      -x "py312_intrinsics" /opt/venv/lib
+      -x "py312_intrinsics" /opt/venv/lib \
+ && date "+bench-mark end %s.%N"
 
 # ---- runtime ------------------------------------------------------------------------------
 FROM scratch

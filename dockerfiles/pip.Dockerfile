@@ -26,16 +26,21 @@ ENV VIRTUAL_ENV=/opt/venv \
 # code-only change reuses it. pip runs from a throw-away venv so the app's venv holds
 # exactly the lock; bytecode is compiled hash-based (no timestamps) for reproducibility; torch ships
 # one Python 3.12-only test module, which is excluded from compilation.
+# The `date` lines are timestamps scripts/bench_builds.py reads from the build log.
 RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
     --mount=type=bind,source=wheels,target=/tmp/build/wheels \
-    python3 -m venv /tmp/pip \
+    date "+bench-mark begin %s.%N" \
+ && python3 -m venv /tmp/pip \
+ && date "+bench-mark install %s.%N" \
  && python3 -m venv --without-pip /opt/venv \
  && /tmp/pip/bin/python -m pip --python /opt/venv/bin/python install \
       --no-index --find-links /tmp/build/wheels --require-hashes --no-deps \
       --no-compile --no-cache-dir --disable-pip-version-check --quiet \
       -r /tmp/build/lock.txt \
+ && date "+bench-mark compile %s.%N" \
  && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash \
       -x "py312_intrinsics" /opt/venv/lib \
+ && date "+bench-mark end %s.%N" \
  && rm -rf /tmp/pip \
  && echo "nonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin" >> /etc/passwd \
  && echo "nonroot:x:65532:" >> /etc/group \

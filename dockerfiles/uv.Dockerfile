@@ -25,20 +25,25 @@ ENV VIRTUAL_ENV=/opt/venv \
 # Dependencies before source: this layer depends only on the locks and their wheels, so a
 # code-only change reuses it. uv itself comes from the hash-locked wheelhouse (its ghcr
 # image cannot be pulled everywhere) into a throw-away venv: the image keeps no uv, no pip
-# and no cache. Bytecode is compiled hash-based, exactly as in the pip variant.
+# and no cache. Bytecode is compiled hash-based, exactly as in the pip variant. The `date`
+# lines are timestamps scripts/bench_builds.py reads from the build log.
 RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
     --mount=type=bind,source=tools.txt,target=/tmp/build/tools.txt \
     --mount=type=bind,source=wheels,target=/tmp/build/wheels \
-    python3 -m venv /tmp/uv \
+    date "+bench-mark begin %s.%N" \
+ && python3 -m venv /tmp/uv \
  && /tmp/uv/bin/python -m pip install --no-index --find-links /tmp/build/wheels \
       --require-hashes --no-deps --no-cache-dir --disable-pip-version-check --quiet \
       -r /tmp/build/tools.txt \
+ && date "+bench-mark install %s.%N" \
  && UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never /tmp/uv/bin/uv venv --quiet --python python3 /opt/venv \
  && UV_NO_CACHE=1 /tmp/uv/bin/uv pip install --quiet --python /opt/venv/bin/python \
       --no-index --find-links /tmp/build/wheels --require-hashes --no-deps \
       --link-mode copy -r /tmp/build/lock.txt \
+ && date "+bench-mark compile %s.%N" \
  && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash \
       -x "py312_intrinsics" /opt/venv/lib \
+ && date "+bench-mark end %s.%N" \
  && rm -rf /tmp/uv \
  && echo "nonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin" >> /etc/passwd \
  && echo "nonroot:x:65532:" >> /etc/group \

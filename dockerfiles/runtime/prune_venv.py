@@ -19,6 +19,8 @@ def prune(site: Path, patterns: list[str]) -> int:
         if not matches:
             raise SystemExit(f"prune_venv: error: {pattern!r} matches nothing in {site}")
         for path in matches:
+            if not path.exists() and not path.is_symlink():
+                continue  # inside a directory this pattern already removed
             if path.is_dir() and not path.is_symlink():
                 freed += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
                 shutil.rmtree(path)
