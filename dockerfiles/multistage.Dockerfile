@@ -20,6 +20,7 @@ HEALTHCHECK NONE
 RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
     --mount=type=bind,source=tools.txt,target=/tmp/build/tools.txt \
     --mount=type=bind,source=wheels,target=/tmp/build/wheels \
+    --mount=type=bind,source=scrub_venv.py,target=/tmp/build/scrub_venv.py \
     --mount=type=bind,source=prune_venv.py,target=/tmp/build/prune_venv.py \
     --mount=type=bind,source=prune.txt,target=/tmp/build/prune.txt \
     date "+bench-mark begin %s.%N" \
@@ -32,6 +33,7 @@ RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
  && UV_NO_CACHE=1 /tmp/uv/bin/uv pip install --quiet --python /opt/venv/bin/python \
       --no-index --find-links /tmp/build/wheels --require-hashes --no-deps \
       --link-mode copy -r /tmp/build/lock.txt \
+ && python3 /tmp/build/scrub_venv.py /opt/venv \
  && date "+bench-mark compile %s.%N" \
  && python3 /tmp/build/prune_venv.py /opt/venv /tmp/build/prune.txt \
  && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash \

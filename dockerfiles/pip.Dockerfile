@@ -5,16 +5,6 @@
 ARG BASE_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 FROM ${BASE_IMAGE}
 
-ARG APP=backend
-ARG VCS_URL=https://github.com/grocery-ml/grocery-ml-containers
-ARG VCS_REF=unknown
-ARG CREATED=1970-01-01T00:00:00Z
-LABEL org.opencontainers.image.title="grocery-${APP}" \
-      org.opencontainers.image.description="grocery-ml-containers: ${APP} (pip variant)" \
-      org.opencontainers.image.source="${VCS_URL}" \
-      org.opencontainers.image.revision="${VCS_REF}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.licenses="MIT"
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 \
@@ -46,6 +36,19 @@ RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
  && echo "nonroot:x:65532:" >> /etc/group \
  && mkdir -p /home/nonroot \
  && chown 65532:65532 /home/nonroot
+
+# Metadata after the dependency layer: a new commit (VCS_REF, CREATED) must not
+# invalidate the cached install step.
+ARG APP=backend
+ARG VCS_URL=https://github.com/grocery-ml/grocery-ml-containers
+ARG VCS_REF=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+LABEL org.opencontainers.image.title="grocery-${APP}" \
+      org.opencontainers.image.description="grocery-ml-containers: ${APP} (pip variant)" \
+      org.opencontainers.image.source="${VCS_URL}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="MIT"
 
 COPY app/ /app/
 

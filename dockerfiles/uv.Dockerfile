@@ -1,20 +1,11 @@
 # Single stage, uv: the same lock and wheels as the pip variant, installed by uv. One
-# Dockerfile for every app: scripts/build.py assembles the build context (lock.txt, tools.txt, wheels/, app/) from dockerfiles/apps.toml.
+# Dockerfile for every app: scripts/build.py assembles the build context (lock.txt,
+# tools.txt, wheels/, app/) from dockerfiles/apps.toml.
 # Hermetic: every RUN works with --network=none; packages come only from the context's
 # hash-checked wheels.
 ARG BASE_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 FROM ${BASE_IMAGE}
 
-ARG APP=backend
-ARG VCS_URL=https://github.com/grocery-ml/grocery-ml-containers
-ARG VCS_REF=unknown
-ARG CREATED=1970-01-01T00:00:00Z
-LABEL org.opencontainers.image.title="grocery-${APP}" \
-      org.opencontainers.image.description="grocery-ml-containers: ${APP} (uv variant)" \
-      org.opencontainers.image.source="${VCS_URL}" \
-      org.opencontainers.image.revision="${VCS_REF}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.licenses="MIT"
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 \
@@ -30,6 +21,7 @@ ENV VIRTUAL_ENV=/opt/venv \
 RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
     --mount=type=bind,source=tools.txt,target=/tmp/build/tools.txt \
     --mount=type=bind,source=wheels,target=/tmp/build/wheels \
+    --mount=type=bind,source=scrub_venv.py,target=/tmp/build/scrub_venv.py \
     date "+bench-mark begin %s.%N" \
  && python3 -m venv /tmp/uv \
  && /tmp/uv/bin/python -m pip install --no-index --find-links /tmp/build/wheels \
@@ -40,6 +32,7 @@ RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
  && UV_NO_CACHE=1 /tmp/uv/bin/uv pip install --quiet --python /opt/venv/bin/python \
       --no-index --find-links /tmp/build/wheels --require-hashes --no-deps \
       --link-mode copy -r /tmp/build/lock.txt \
+ && python3 /tmp/build/scrub_venv.py /opt/venv \
  && date "+bench-mark compile %s.%N" \
  && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash \
       -x "py312_intrinsics" /opt/venv/lib \
@@ -49,6 +42,19 @@ RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
  && echo "nonroot:x:65532:" >> /etc/group \
  && mkdir -p /home/nonroot \
  && chown 65532:65532 /home/nonroot
+
+# Metadata after the dependency layer: a new commit (VCS_REF, CREATED) must not
+# invalidate the cached install step.
+ARG APP=backend
+ARG VCS_URL=https://github.com/grocery-ml/grocery-ml-containers
+ARG VCS_REF=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+LABEL org.opencontainers.image.title="grocery-${APP}" \
+      org.opencontainers.image.description="grocery-ml-containers: ${APP} (uv variant)" \
+      org.opencontainers.image.source="${VCS_URL}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="MIT"
 
 COPY app/ /app/
 

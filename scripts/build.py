@@ -90,7 +90,7 @@ def assemble_context(app: str, wheel_hashes: dict[str, str], artifacts: Path, ep
     shutil.copy(ROOT / "requirements" / f"{app}.txt", ctx / "lock.txt")
     shutil.copy(ROOT / "requirements" / "tools.txt", ctx / "tools.txt")
     shutil.copy(ROOT / "dockerfiles" / "context.dockerignore", ctx / ".dockerignore")
-    for name in ("prune_rootfs.py", "prune_venv.py"):
+    for name in ("prune_rootfs.py", "prune_venv.py", "scrub_venv.py"):
         shutil.copy(RUNTIME / name, ctx / name)
     (ctx / "prune.txt").write_text("".join(f"{glob}\n" for glob in spec.get("prune", [])))
     for package in spec["packages"]:

@@ -16,6 +16,9 @@ import stat
 import sys
 from pathlib import Path
 
+# Files the engine mounts into every build step: they describe the build container, not
+# the image (and differ between two builds), so the engine provides them at run time.
+RUNTIME_FILES = {"etc/hostname", "etc/hosts", "etc/resolv.conf", ".dockerenv", ".containerenv"}
 SKIP_TOP = {"proc", "sys", "dev", "run", "tmp", "mnt", "media", "srv", "boot", "root", "home"}
 # Directories dropped whole (relative to /).
 DROP_DIRS = {
@@ -85,6 +88,8 @@ def copy_tree(src: Path, dest: Path) -> None:
             rel = f"{rel_dir}/{name}".lstrip("/")
             full = Path(dirpath, name)
             if rel_dir in BIN_DIRS and not keep_binary(name):
+                continue
+            if rel in RUNTIME_FILES:
                 continue
             if dropped_python_entry(rel, name):
                 continue

@@ -101,7 +101,7 @@ def test_context_holds_the_locks_and_exactly_the_locked_wheels(
     assert ctx == fake_repo / "build" / "context" / "backend"
     assert sorted(p.name for p in ctx.iterdir()) == [
         ".dockerignore", "app", "lock.txt", "prune.txt", "prune_rootfs.py", "prune_venv.py",
-        "tools.txt", "wheels",
+        "scrub_venv.py", "tools.txt", "wheels",
     ]  # fmt: skip
     assert (ctx / "prune.txt").read_text().splitlines() == APPS["backend"].get("prune", [])
     req = fake_repo / "requirements"
@@ -130,7 +130,7 @@ def test_app_dir_has_the_packages_launcher_and_launch_json(
     assert launch == {k: spec[k] for k in ("command", "env", "port", "health")}
     runtime = ROOT / "dockerfiles" / "runtime"
     assert (app / "launch.py").read_bytes() == (runtime / "launch.py").read_bytes()
-    for name in ("prune_rootfs.py", "prune_venv.py"):
+    for name in ("prune_rootfs.py", "prune_venv.py", "scrub_venv.py"):
         assert (ctx / name).read_bytes() == (runtime / name).read_bytes()
     assert (app / "model" / "model.safetensors").read_bytes() == b"weights"
 

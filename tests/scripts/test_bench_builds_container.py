@@ -1,0 +1,125 @@
+"""scripts/bench_builds.py for real on the flask image: a test of the harness, not of speed.
+
+One uv build with a code-only change (after an unmeasured priming build), its image measured,
+time to healthy, report and charts written, and no bench image left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "bench_builds.py"
+if str(ROOT / "scripts") not in sys.path:
+    sys.path.insert(0, str(ROOT / "scripts"))
+
+import common  # noqa: E402 - scripts/ must be on sys.path first
+
+ENGINE = os.environ.get("ENGINE", "docker")
+
+pytestmark = pytest.mark.container
+
+
+def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
+    assert (ROOT / "artifacts" / "tabular").is_dir(), (
+        "the flask image needs artifacts/tabular: run `make train` (or `make images`) first"
+    )
+    prefix = f"benchtest-{uuid.uuid4().hex[:6]}-"  # never clashes with a `make bench-builds`
+    out = tmp_path / "bench"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--apps",
+            "flask",
+            "--variants",
+            "uv",
+            "--scenarios",
+            "code",
+            "--repeat",
+            "1",
+            "--out",
+            str(out),
+            "--prefix",
+            prefix,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert re.search(r"^\[1/1\] flask uv code #1 \.\.\. \d+\.\d s", done.stdout, re.M), done.stdout
+
+    latest = out / "latest"
+    runs = [p for p in out.iterdir() if p.name != "latest" and p.is_dir()]
+    assert len(runs) == 1 and (runs[0] / "results.json").is_file()
+    results = json.loads((latest / "results.json").read_text())
+    assert {
+        "machine",
+        "config",
+        "builds",
+        "images",
+        "health",
+        "summary",
+        "goals",
+        "charts",
+        "started",
+        "finished",
+        "duration_s",
+    } <= results.keys()
+    assert results["machine"]["cores"] >= 1 and results["machine"]["memory_bytes"] > 0
+    assert results["machine"]["engine_server_version"] not in ("", "unknown")
+
+    (build,) = results["builds"]
+    assert (build["app"], build["variant"], build["scenario"]) == ("flask", "uv", "code")
+    assert build["wall_s"] > 0 and build["tag"] == f"{prefix}flask:uv"
+    assert build["steps"] >= 2 and build["cached_steps"] >= 1, "the install step was rebuilt"
+    assert "install_s" not in build, "a code-only change must not reinstall the dependencies"
+    command = " ".join(build["command"])
+    assert "build" in command and "uv.Dockerfile" in command and "--no-cache" not in command
+    assert (latest / build["log"]).is_file()
+
+    (image,) = results["images"]
+    assert 0 < image["compressed_bytes"] < image["size_bytes"]
+    assert image["layers"] > image["base_layers"] >= 1
+    (health,) = results["health"]
+    assert health["ok"], health
+    assert 0 < health["seconds"] < 120
+
+    goals = {g["id"]: g for g in results["goals"]}
+    assert goals["code-rebuild"]["status"] in ("met", "not met")
+    assert goals["uv-speed"]["status"] == "not measured"
+
+    report = (latest / "report.md").read_text()
+    assert "| flask | code | uv |" in report
+    assert "| flask | uv |" in report  # the images table
+    assert "## Goals" in report and "cores" in report
+    assert set(results["charts"]) == {"image_size.png", "code_rebuild.png", "time_to_healthy.png"}
+    for name in results["charts"]:
+        data = (latest / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 1000
+        assert f"]({name})" in report
+
+    left = common.engine_run(
+        ENGINE,
+        ["ps", "--all", "--quiet", "--filter", f"name={prefix}"],
+        capture_output=True,
+        text=True,
+    )
+    assert left.stdout.strip() == "", "a health-check container was left running"
+    tags = common.engine_run(
+        ENGINE,
+        ["images", "--quiet", "--filter", f"reference={prefix}*"],
+        capture_output=True,
+        text=True,
+    )
+    assert tags.stdout.strip() == "", "bench images were not cleaned up"
