@@ -54,12 +54,15 @@ def build_local_base(engine: str, tag: str, epoch: int) -> None:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise ScriptError(f"mmdebstrap failed: {last}")
     note(f"root file system: {rootfs} ({rootfs.stat().st_size // 2**20} MiB)")
-    changes = ["ENV LANG=C.UTF-8", 'CMD ["python3"]']
-    args = ["import", *(a for c in changes for a in ("--change", c)), str(rootfs), tag]
+    args = ["build", "--network=none", "--file", str(ROOT / "dockerfiles" / "base.Dockerfile"),
+            "--tag", tag, str(out)]  # fmt: skip
+    if engine == "podman":
+        args[1:1] = ["--timestamp", str(epoch), "--format", "docker"]
     result = engine_run(engine, args, capture_output=True, text=True)
     if result.returncode != 0:
-        raise ScriptError(f"importing {rootfs} as {tag} failed: {result.stderr.strip()}")
-    note(f"imported as {tag}")
+        reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ScriptError(f"building {tag} from {rootfs} failed: {reason}")
+    note(f"built {tag} from {rootfs.name}")
 
 
 def resolve(engine: str, base: str, local_base: str, epoch: int) -> str:

@@ -1,0 +1,187 @@
+"""Helpers for the container tests: the engine client (scripts/common.py), images, containers.
+
+Every engine call goes through common.engine_run, so ENGINE (docker|podman) and the client
+choice (Debian's 20.10 client with BuildKit here) are the build scripts' own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = ROOT / "scripts"
+if str(SCRIPTS) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS))
+
+import common  # noqa: E402 - scripts/ must be on sys.path first
+from locks import read_lock  # noqa: E402
+
+ENGINE = os.environ.get("ENGINE", "docker")
+PREFIX = "grocery-test-"
+VENV_PYTHON = "/opt/venv/bin/python"
+NONROOT = "65532"
+APPS: dict[str, dict] = tomllib.loads((ROOT / "dockerfiles" / "apps.toml").read_text())
+VARIANTS: tuple[str, ...] = common.VARIANTS
+SERVICES = [app for app, spec in APPS.items() if "port" in spec]
+IMAGES = [(app, variant) for app in APPS for variant in VARIANTS]
+
+
+def load_script(name: str) -> ModuleType:
+    """Import scripts/<name>.py under a private name (pypa's `build` would shadow build.py)."""
+    module_name = f"grocery_script_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, SCRIPTS / f"{name}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+class EngineError(AssertionError):
+    """An engine command the test needed failed."""
+
+
+def engine(args: list[str], timeout: float = 300, check: bool = True) -> str:
+    """Run the engine client; return stdout. check=True raises EngineError on failure."""
+    result = common.engine_run(ENGINE, args, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise EngineError(
+            f"`{ENGINE} {' '.join(args)}` failed ({result.returncode}): "
+            f"{(result.stderr or result.stdout).strip()[-2000:]}"
+        )
+    return result.stdout
+
+
+def engine_result(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return common.engine_run(ENGINE, args, capture_output=True, text=True, timeout=timeout)
+
+
+def image_ref(app: str, variant: str) -> str:
+    return f"grocery-{app}:{variant}"
+
+
+def require_image(ref: str) -> None:
+    """Fail (never build, never skip) when an image is missing."""
+    if not common.image_exists(ENGINE, ref):
+        app, variant = ref.removeprefix("grocery-").split(":")
+        raise AssertionError(
+            f"image {ref} is missing: build it first with `make images` "
+            f"(or `make image APP={app} VARIANT={variant}`)"
+        )
+
+
+def inspect(ref: str, fmt: str) -> str:
+    return engine(["inspect", "--format", fmt, ref]).strip()
+
+
+def unique_name(label: str) -> str:
+    return f"{PREFIX}{label}-{uuid.uuid4().hex[:8]}"
+
+
+def run_python(ref: str, code: str, *, user: str | None = None, timeout: float = 120) -> str:
+    """Run `python -c code` in a throw-away container of the image (no network)."""
+    args = ["run", "--rm", "--network=none", "--name", unique_name("py")]
+    if user:
+        args += ["--user", user]
+    return engine([*args, "--entrypoint", VENV_PYTHON, ref, "-c", code], timeout=timeout)
+
+
+def run_json(ref: str, code: str, *, user: str | None = None) -> dict:
+    """Run python that prints one JSON document as its last line; return it."""
+    return json.loads(run_python(ref, code, user=user).strip().splitlines()[-1])
+
+
+def remove_containers(prefix: str = PREFIX) -> None:
+    found = engine(["ps", "--all", "--quiet", "--filter", f"name={prefix}"], check=False).split()
+    if found:
+        engine(["rm", "--force", *found], check=False)
+
+
+def remove_networks(prefix: str = PREFIX) -> None:
+    found = engine(["network", "ls", "--quiet", "--filter", f"name={prefix}"], check=False)
+    for network in found.split():
+        engine(["network", "rm", network], check=False)
+
+
+def lock_pins(app: str) -> set[str]:
+    """`name==version` of every pin in requirements/<app>.txt (names normalised)."""
+    return {f"{pin.name}=={pin.version}" for pin in read_lock(ROOT / "requirements" / f"{app}.txt")}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http(url: str, data: bytes | None = None, headers: dict | None = None,
+         timeout: float = 10) -> tuple[int, bytes]:  # fmt: skip
+    """(status, body) of one request; HTTP errors are returned, not raised."""
+    request = urllib.request.Request(url, data=data, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@dataclass
+class Service:
+    """One running service container and its published loopback URL."""
+
+    app: str
+    variant: str
+    name: str
+    url: str = ""
+
+    def state(self) -> tuple[str, str]:
+        fmt = "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}"
+        status, _, health = inspect(self.name, fmt).partition(" ")
+        return status, health.strip()
+
+    def logs(self, lines: int = 30) -> str:
+        result = engine_result(["logs", "--tail", str(lines), self.name])
+        return f"{result.stdout}{result.stderr}".strip()
+
+    def wait_healthy(self, timeout: float = 120) -> None:
+        """Wait for Docker's health status `healthy` (the image's HEALTHCHECK)."""
+        deadline = time.monotonic() + timeout
+        status, health = self.state()
+        while time.monotonic() < deadline:
+            status, health = self.state()
+            if health == "healthy":
+                return
+            if status in ("exited", "dead") or health == "unhealthy":
+                break
+            time.sleep(1)
+        raise AssertionError(
+            f"{self.name} ({image_ref(self.app, self.variant)}) is {status}/{health or '-'}, "
+            f"not healthy; last log lines:\n{self.logs()}"
+        )
+
+
+def start_service(app: str, variant: str) -> Service:
+    """`run -d` one service image with its port published on a random loopback port."""
+    ref = image_ref(app, variant)
+    require_image(ref)
+    port = APPS[app]["port"]
+    name = unique_name(f"{app}-{variant}")
+    engine(["run", "--detach", "--name", name, "--publish", f"127.0.0.1::{port}", ref])
+    service = Service(app, variant, name)
+    mapping = engine(["port", name, f"{port}/tcp"]).split()[0]  # 127.0.0.1:49153
+    service.url = f"http://{mapping}"
+    return service

@@ -1,0 +1,123 @@
+"""The service images (backend, frontend, flask) x variants: healthy, serving, quick to stop.
+
+One container per image serves every test here (the `services` fixture starts them all at
+once); the stop test comes last in this module.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+
+import pytest
+from containers_support import NONROOT, SERVICES, VARIANTS, Service, engine, http
+from PIL import Image
+
+pytestmark = pytest.mark.container
+
+SERVICE_IMAGES = [(app, variant) for app in SERVICES for variant in VARIANTS]
+EACH_SERVICE = pytest.mark.parametrize(
+    ("app", "variant"), SERVICE_IMAGES, ids=[f"{a}-{v}" for a, v in SERVICE_IMAGES]
+)
+IRIS_SETOSA = [5.1, 3.5, 1.4, 0.2]
+PID1_COMMAND = "print(*open('/proc/1/cmdline').read().split(chr(0))[:-1], sep=chr(10))"
+
+
+def png_bytes() -> bytes:
+    image = Image.new("RGB", (64, 64))
+    image.putdata([(x * 4 % 256, y * 4 % 256, 128) for y in range(64) for x in range(64)])
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def multipart(field: str, filename: str, data: bytes, content_type: str) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+@EACH_SERVICE
+def test_reaches_healthy(app: str, variant: str, service: Service) -> None:
+    assert service.state() == ("running", "healthy")
+
+
+@EACH_SERVICE
+def test_serves_as_nonroot(app: str, variant: str, service: Service) -> None:
+    """PID 1 (the server itself, exec'd by launch.py) runs as 65532."""
+    status = engine(["exec", service.name, "/opt/venv/bin/python", "-c",
+                     "print(open('/proc/1/status').read())"])  # fmt: skip
+    uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
+    assert set(uids) == {NONROOT}
+    cmdline = engine(["exec", service.name, "/opt/venv/bin/python", "-c", PID1_COMMAND])
+    # launch.py exec'd the image's command (/app/launch.json): the server itself is PID 1.
+    spec = json.loads(engine(["exec", service.name, "/opt/venv/bin/python", "-c",
+                              "print(open('/app/launch.json').read())"]))  # fmt: skip
+    expected = [part.replace("{port}", str(spec["port"])) for part in spec["command"]][1:]
+    assert cmdline.splitlines()[-len(expected) :] == expected
+    assert "launch.py" not in cmdline
+
+
+@EACH_SERVICE
+def test_answers_on_published_port(app: str, variant: str, service: Service) -> None:
+    path = "/" if app == "frontend" else "/health"
+    status, body = http(f"{service.url}{path}")
+    assert status == 200, body[:500]
+    if app == "backend":
+        health = json.loads(body)
+        assert health["status"] == "ok" and health["model_loaded"] is True
+    elif app == "flask":
+        assert json.loads(body)["status"] == "healthy"
+    else:
+        assert b"_dash-config" in body or b"dash" in body.lower()
+
+
+@pytest.mark.parametrize(("app", "variant"), [("backend", v) for v in VARIANTS], ids=VARIANTS)
+def test_backend_predicts_a_png(app: str, variant: str, service: Service) -> None:
+    body, content_type = multipart("file", "test.png", png_bytes(), "image/png")
+    status, answer = http(f"{service.url}/predict", body, {"Content-Type": content_type}, 30)
+    assert status == 200, answer[:500]
+    prediction = json.loads(answer)
+    assert prediction["label"] in prediction["probabilities"]
+    assert 0.0 <= prediction["confidence"] <= 1.0
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert prediction["confidence"] == pytest.approx(max(prediction["probabilities"].values()))
+    # Bad input is a clear 4xx and the service keeps serving.
+    bad, _ = multipart("file", "x.png", b"not an image", "image/png")
+    status, answer = http(f"{service.url}/predict", bad, {"Content-Type": content_type}, 30)
+    assert status in (400, 415, 422), answer[:500]
+    assert json.loads(answer)["detail"]
+    assert http(f"{service.url}/health")[0] == 200
+
+
+@pytest.mark.parametrize(("app", "variant"), [("flask", v) for v in VARIANTS], ids=VARIANTS)
+def test_flask_predicts_an_iris_vector(app: str, variant: str, service: Service) -> None:
+    payload = json.dumps({"features": IRIS_SETOSA}).encode()
+    status, answer = http(f"{service.url}/predict", payload, {"Content-Type": "application/json"})
+    assert status == 200, answer[:500]
+    (prediction,) = json.loads(answer)["predictions"]
+    assert "setosa" in prediction["class"]
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    wrong = json.dumps({"features": IRIS_SETOSA[:3]}).encode()
+    status, answer = http(f"{service.url}/predict", wrong, {"Content-Type": "application/json"})
+    assert 400 <= status < 500 and "features" in json.loads(answer)["error"].lower()
+
+
+@EACH_SERVICE
+def test_stops_quickly_on_sigterm(app: str, variant: str, service: Service) -> None:
+    """PID 1 handles SIGTERM: `stop -t 10` returns well before the 10 s SIGKILL."""
+    start = time.monotonic()
+    engine(["stop", "-t", "10", service.name])
+    elapsed = time.monotonic() - start
+    assert elapsed < 5, f"{service.name} took {elapsed:.1f} s to stop"
+    exit_code = int(engine(["inspect", "--format", "{{.State.ExitCode}}", service.name]))
+    assert exit_code != 137, "killed, not stopped"

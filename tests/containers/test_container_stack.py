@@ -1,0 +1,107 @@
+"""`make up` / `make down` (scripts/stack.py): frontend -> backend by name on the network."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from containers_support import (
+    ENGINE,
+    PREFIX,
+    ROOT,
+    engine,
+    free_port,
+    http,
+    load_script,
+    require_image,
+)
+
+stack = load_script("stack")
+
+
+pytestmark = pytest.mark.container
+
+VARIANT = "uv"
+FETCH_BACKEND = (
+    "import urllib.request; "
+    "print(urllib.request.urlopen('http://backend:8000/health', timeout=5).read().decode())"
+)
+
+
+def stack_py(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "stack.py"), *args],
+        env=dict(os.environ, ENGINE=ENGINE, **env), capture_output=True, text=True,
+        timeout=300, check=False,
+    )  # fmt: skip
+
+
+def leftovers(project: str) -> tuple[list[str], list[str]]:
+    containers = engine(["ps", "--all", "--format", "{{.Names}}"]).split()
+    networks = engine(["network", "ls", "--format", "{{.Name}}"]).split()
+    return [c for c in containers if project in c], [n for n in networks if project in n]
+
+
+def test_up_serves_frontend_to_backend_by_name_and_down_removes_all() -> None:
+    for service in ("backend", "frontend"):
+        require_image(f"grocery-{service}:{VARIANT}")
+    project = f"{PREFIX}stack-{uuid.uuid4().hex[:6]}"
+    env = {"BACKEND_PORT": str(free_port()), "FRONTEND_PORT": str(free_port())}
+    up = stack_py("up", "--variant", VARIANT, "--project", project, env=env)
+    try:
+        assert up.returncode == 0, f"stack.py up failed:\n{up.stdout}\n{up.stderr}"
+        assert f"http://127.0.0.1:{env['FRONTEND_PORT']}/" in up.stdout
+        frontend = stack.container_id(ENGINE, project, "frontend")
+        networks = engine(["inspect", "--format", "{{json .NetworkSettings.Networks}}", frontend])
+        assert list(json.loads(networks)) == [f"{project}-net"]
+        # The frontend container resolves `backend` on the user-defined network.
+        fetched = engine(["exec", frontend, "/opt/venv/bin/python", "-c", FETCH_BACKEND])
+        assert json.loads(fetched)["status"] == "ok"
+        status, page = http(f"http://127.0.0.1:{env['FRONTEND_PORT']}/")
+        assert status == 200 and b"_dash-config" in page
+        status, body = http(f"http://127.0.0.1:{env['BACKEND_PORT']}/health")
+        assert status == 200 and json.loads(body)["model_loaded"] is True
+    finally:
+        down = stack_py("down", "--project", project, env=env)
+    assert down.returncode == 0, down.stderr
+    assert all(line.startswith((">> ", "   ")) for line in down.stdout.splitlines())
+    assert leftovers(project) == ([], [])
+    again = stack_py("down", "--project", project, env=env)
+    assert again.returncode == 0, again.stderr
+    assert leftovers(project) == ([], [])
+
+
+def test_up_with_a_missing_image_is_one_clear_line() -> None:
+    env = {"IMAGE_PREFIX": "grocery-no-such-image-"}
+    result = stack_py("up", "--variant", VARIANT, "--project", f"{PREFIX}missing", env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "grocery-no-such-image-backend:uv does not exist" in result.stderr
+
+
+def test_up_timeout_names_the_service_and_its_last_log_lines() -> None:
+    """A `backend` that never answers on 8000 (the frontend image under the backend's name)."""
+    require_image(f"grocery-frontend:{VARIANT}")
+    fake = f"{PREFIX}fake-"
+    for service in ("backend", "frontend"):
+        engine(["tag", f"grocery-frontend:{VARIANT}", f"{fake}{service}:{VARIANT}"])
+    project = f"{PREFIX}stack-{uuid.uuid4().hex[:6]}"
+    env = {
+        "BACKEND_PORT": str(free_port()),
+        "FRONTEND_PORT": str(free_port()),
+        "IMAGE_PREFIX": fake,
+    }
+    try:
+        up = stack_py("up", "--variant", VARIANT, "--project", project, "--timeout", "8", env=env)
+    finally:
+        down = stack_py("down", "--project", project, env=env)
+        engine(["rmi", f"{fake}backend:{VARIANT}", f"{fake}frontend:{VARIANT}"], check=False)
+    assert up.returncode == 1
+    assert up.stderr.count("\n") == 1, up.stderr
+    assert "stack: error: backend is not healthy after 8 s" in up.stderr
+    assert "last log lines:" in up.stderr and "Listening at" in up.stderr  # gunicorn's log
+    assert down.returncode == 0 and leftovers(project) == ([], [])
