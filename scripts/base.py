@@ -57,7 +57,7 @@ def build_local_base(engine: str, tag: str, epoch: int) -> None:
     args = ["build", "--network=none", "--file", str(ROOT / "dockerfiles" / "base.Dockerfile"),
             "--tag", tag, str(out)]  # fmt: skip
     if engine == "podman":
-        args[1:1] = ["--timestamp", str(epoch), "--format", "docker"]
+        args[1:1] = ["--timestamp", str(epoch), "--format", os.environ.get("PODMAN_FORMAT", "oci")]
     result = engine_run(engine, args, capture_output=True, text=True)
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["no output"])[-1]

@@ -120,9 +120,12 @@ def build_image(engine: str, app: str, variant: str, ctx: Path, base_image: str,
         "--tag", tag,
     ]  # fmt: skip
     if engine == "podman":
-        # --timestamp pins every layer's file times and the image's created time: the same
-        # inputs give the same image ID. Docker format keeps the HEALTHCHECK (OCI drops it).
-        args += ["--timestamp", str(epoch), "--layers", "--format", "docker"]
+        # --timestamp pins every layer's file times and the image's created time, and the OCI
+        # format records no build-container id or hostname: the same inputs give the same
+        # image ID. PODMAN_FORMAT=docker keeps HEALTHCHECK (OCI has no field for it) at the
+        # price of those two per-build fields in the config.
+        image_format = os.environ.get("PODMAN_FORMAT", "oci")
+        args += ["--timestamp", str(epoch), "--layers", "--format", image_format]
     else:
         args += ["--progress=plain"]
     log = BUILD / "logs" / f"{app}-{variant}.log"
