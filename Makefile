@@ -91,9 +91,9 @@ engine: ## Make sure the container engine answers (installs + starts docker.io o
 	@$(PYTHON) scripts/engine.py --engine $(ENGINE)
 
 .PHONY: base
-base: ## Resolve the base image: pull BASE_IMAGE or build LOCAL_BASE from Debian packages
+base: ## Resolve the base image: pull BASE_IMAGE or build LOCAL_BASE (REBUILD=1: a fresh root fs)
 	@$(PYTHON) scripts/engine.py --engine $(ENGINE)
-	@$(PYTHON) scripts/base.py --engine $(ENGINE)
+	@$(PYTHON) scripts/base.py --engine $(ENGINE) $(if $(REBUILD),--rebuild)
 
 .PHONY: wheels
 wheels: ## Fetch every locked wheel (Linux x86_64, CPython 3.11) into build/wheelhouse

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+from pathlib import Path
 
 from common import (
     BUILD,
@@ -36,10 +37,15 @@ SUITE = os.environ.get("DEBIAN_SUITE", "bookworm")
 PACKAGES = ["python3.11", "python3.11-venv", "libstdc++6", "ca-certificates", "netbase"]
 
 
-def build_local_base(engine: str, tag: str, epoch: int) -> None:
+def build_local_base(engine: str, tag: str, epoch: int, fresh: bool = False) -> None:
+    """Make the root file system (reused from build/base/ unless fresh) and build tag."""
     out = BUILD / "base"
     out.mkdir(parents=True, exist_ok=True)
     rootfs = out / "rootfs.tar"
+    if rootfs.is_file() and not fresh:
+        note(f"reusing {rootfs.relative_to(ROOT)} (`make base REBUILD=1` makes a new one)")
+        build_image(engine, tag, rootfs, epoch)
+        return
     step(f"building {tag} from Debian {SUITE} packages (mmdebstrap, SOURCE_DATE_EPOCH={epoch})")
     subprocess.run([str(ROOT / "scripts" / "ensure-apt.sh"), "mmdebstrap"], check=True)
     cmd = [
@@ -54,6 +60,12 @@ def build_local_base(engine: str, tag: str, epoch: int) -> None:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise ScriptError(f"mmdebstrap failed: {last}")
     note(f"root file system: {rootfs} ({rootfs.stat().st_size // 2**20} MiB)")
+    build_image(engine, tag, rootfs, epoch)
+
+
+def build_image(engine: str, tag: str, rootfs: Path, epoch: int) -> None:
+    """Build tag from rootfs with dockerfiles/base.Dockerfile (not `import`: reproducible)."""
+    out = rootfs.parent
     args = ["build", "--network=none", "--file", str(ROOT / "dockerfiles" / "base.Dockerfile"),
             "--tag", tag, str(out)]  # fmt: skip
     if engine == "podman":
@@ -92,7 +104,7 @@ def main() -> int:
     args = parser.parse_args()
     step(f"resolving the base image ({args.base})")
     if args.rebuild:
-        build_local_base(args.engine, args.local_base, source_date_epoch())
+        build_local_base(args.engine, args.local_base, source_date_epoch(), fresh=True)
     print(resolve(args.engine, args.base, args.local_base, source_date_epoch()))
     return 0
 

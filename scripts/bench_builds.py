@@ -46,7 +46,16 @@ if str(SCRIPTS) not in sys.path:
 
 import bench_report  # noqa: E402 - scripts/ must be on sys.path first
 import common  # noqa: E402
-from common import ROOT, VARIANTS, ScriptError, engine_run, main_wrapper, note, step  # noqa: E402
+from common import (  # noqa: E402
+    ROOT,
+    VARIANTS,
+    ScriptError,
+    engine_run,
+    main_wrapper,
+    note,
+    step,
+    trim_build_cache,
+)
 from locks import normalize, read_lock  # noqa: E402
 
 SCENARIOS = ("cold", "warm", "code", "dep")
@@ -494,6 +503,8 @@ class Bench:
             record = self.run_build(ctx, job.app, job.variant, job.scenario)
             record.update(index=number, repeat=job.repeat)
             self.results["builds"].append(record)
+            if job.scenario in ("cold", "dep"):
+                trim_build_cache(self.engine)
             install = f", install {record['install_s']:.1f} s" if "install_s" in record else ""
             print(
                 f"[{number}/{len(jobs)}] {job.app} {job.variant} {job.scenario} #{job.repeat}"

@@ -143,3 +143,17 @@ def engine_run(engine: str, args: list[str], **kwargs) -> subprocess.CompletedPr
 def image_exists(engine: str, ref: str) -> bool:
     result = engine_run(engine, ["image", "inspect", ref], capture_output=True)
     return result.returncode == 0
+
+
+def trim_build_cache(engine: str) -> None:
+    """Keep the builder's cache bounded after --no-cache builds (they add a copy each time).
+
+    BuildKit keeps every no-cache build's layers as cache records: a few dozen cold builds of
+    the torch images fill tens of GB. Keep the most recently used BUILD_CACHE_KEEP (20GB by
+    default); the images themselves are never touched.
+    """
+    if engine != "docker":
+        return
+    keep = os.environ.get("BUILD_CACHE_KEEP", "20GB")
+    engine_run(engine, ["builder", "prune", "--force", "--keep-storage", keep],
+               capture_output=True)  # fmt: skip

@@ -35,6 +35,7 @@ from common import (
     note,
     source_date_epoch,
     step,
+    trim_build_cache,
 )
 from wheels import ensure_wheelhouse
 
@@ -141,6 +142,7 @@ def verify(engine: str, app: str, variant: str, ctx: Path, base_image: str, epoc
         result["differences"] = compare_content(*contents)
     result["content_identical"] = result["bit_identical"] or not result["differences"]
     engine_run(engine, ["rmi", "--force", *tags], capture_output=True)
+    trim_build_cache(engine)
     return result
 
 
