@@ -37,7 +37,6 @@ import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import IO
 
 SCRIPTS = Path(__file__).resolve().parent
@@ -51,6 +50,7 @@ from common import (  # noqa: E402
     VARIANTS,
     ScriptError,
     engine_run,
+    load_script,
     main_wrapper,
     note,
     step,
@@ -68,18 +68,6 @@ POLL = 0.05
 DEP_CANDIDATES = ("packaging", "typing-extensions", "click", "idna", "blinker", "itsdangerous")
 MARK = re.compile(r"bench-mark (begin|install|compile|end) (\d+(?:\.\d+)?)\s*$")
 STEP_TITLE = re.compile(r"^#(\d+) \[([^\]]+)\] (.*)$", re.M)
-
-
-def load_script(name: str) -> ModuleType:
-    """Import scripts/<name>.py under a private name (pypa's `build` would shadow build.py)."""
-    module_name = f"grocery_script_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, SCRIPTS / f"{name}.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
 
 
 # ---- pure helpers (unit-tested) ------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -9,12 +10,29 @@ import sys
 import tomllib
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 APPS_FILE = ROOT / "dockerfiles" / "apps.toml"
 VARIANTS = ("pip", "uv", "multistage")
 PROG = Path(sys.argv[0]).stem
+
+
+def load_script(name: str) -> ModuleType:
+    """Import scripts/<name>.py under a private name, once.
+
+    A plain `import build` can find pypa's `build` package (pip-tools needs it) instead of
+    scripts/build.py, so other scripts and the tests load the scripts by path.
+    """
+    module_name = f"grocery_script_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, ROOT / "scripts" / f"{name}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
 
 
 class ScriptError(Exception):

@@ -6,7 +6,6 @@ choice (Debian's 20.10 client with BuildKit here) are the build scripts' own.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -19,7 +18,6 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
@@ -27,6 +25,7 @@ if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
 import common  # noqa: E402 - scripts/ must be on sys.path first
+from common import load_script  # noqa: E402, F401 - re-exported for the tests
 from locks import read_lock  # noqa: E402
 
 ENGINE = os.environ.get("ENGINE", "docker")
@@ -37,18 +36,6 @@ APPS: dict[str, dict] = tomllib.loads((ROOT / "dockerfiles" / "apps.toml").read_
 VARIANTS: tuple[str, ...] = common.VARIANTS
 SERVICES = [app for app, spec in APPS.items() if "port" in spec]
 IMAGES = [(app, variant) for app in APPS for variant in VARIANTS]
-
-
-def load_script(name: str) -> ModuleType:
-    """Import scripts/<name>.py under a private name (pypa's `build` would shadow build.py)."""
-    module_name = f"grocery_script_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, SCRIPTS / f"{name}.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
 
 
 class EngineError(AssertionError):

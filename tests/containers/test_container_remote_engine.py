@@ -1,8 +1,9 @@
 """`make image` builds on whatever engine DOCKER_HOST points to: a second dockerd here.
 
-A second Docker engine is started on its own socket, data root and exec root, with no
-network bridge. `make image DOCKER_HOST=unix://...` must build there (making the local
-base there too), leave the first engine untouched, and say which engine it used.
+A second Docker engine is started on its own socket, data root, exec root and bridge
+(never `--bridge=none`: dockerd then deletes the first engine's docker0 interface).
+`make image DOCKER_HOST=unix://...` must build there (making the local base there too),
+leave the first engine untouched, and say which engine it used.
 """
 
 from __future__ import annotations
@@ -39,10 +40,15 @@ def second_engine(tmp_path_factory):
     run.mkdir(parents=True)
     data = tmp_path_factory.mktemp("dockerd-data")
     host = f"unix://{run}/docker.sock"
+    bridge = f"gt{uuid.uuid4().hex[:6]}"
+    for args in (["link", "add", "name", bridge, "type", "bridge"],
+                 ["addr", "add", "10.231.77.1/24", "dev", bridge],
+                 ["link", "set", bridge, "up"]):  # fmt: skip
+        subprocess.run(["ip", *args], check=True, capture_output=True)
     log = (run / "dockerd.log").open("wb")
     proc = subprocess.Popen(
         [DOCKERD, f"--host={host}", f"--data-root={data}", f"--exec-root={run}/exec",
-         f"--pidfile={run}/dockerd.pid", "--bridge=none", "--iptables=false",
+         f"--pidfile={run}/dockerd.pid", f"--bridge={bridge}", "--iptables=false",
          "--ip-masq=false", f"--containerd-namespace={name}",
          f"--containerd-plugins-namespace={name}-plugins"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -62,6 +68,7 @@ def second_engine(tmp_path_factory):
             proc.kill()
         log.close()
         subprocess.run(["umount", "-R", str(run / "exec")], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
         shutil.rmtree(run, ignore_errors=True)
 
 
@@ -79,3 +86,5 @@ def test_make_image_builds_on_the_engine_docker_host_names(second_engine):
     assert client(second_engine, "image", "inspect", "grocery-base:bookworm-py3.11").returncode == 0
     first_after = client("unix:///var/run/docker.sock", "images", "-q").stdout.split()
     assert sorted(first_after) == sorted(first_before), "the first engine's images changed"
+    link = subprocess.run(["ip", "link", "show", "docker0"], capture_output=True, check=False)
+    assert link.returncode == 0, "the first engine's docker0 bridge is gone"

@@ -4,7 +4,6 @@ layer sizes, and the summary, goals, report and charts of synthetic results."""
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import io
 import json
 import os
@@ -20,19 +19,10 @@ if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
 
-def load(name: str):
-    module_name = f"grocery_script_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, SCRIPTS / f"{name}.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[module_name]
+from common import load_script  # noqa: E402 - scripts/ is on sys.path now
 
-
-bench = load("bench_builds")
-report = load("bench_report")
+bench = load_script("bench_builds")
+report = load_script("bench_report")
 
 
 # ---- bench_builds helpers ------------------------------------------------------------------
@@ -99,7 +89,7 @@ packaging==26.3 \\
 
 
 def test_swap_pin_replaces_one_pin_and_its_hashes(tmp_path: Path) -> None:
-    locks = load("locks")
+    locks = load_script("locks")
     new = bench.swap_pin(LOCK, "Packaging", "25.0", "c" * 64)
     path = tmp_path / "lock.txt"
     path.write_text(new)
