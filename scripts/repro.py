@@ -125,7 +125,7 @@ def save(engine: str, tag: str, path: Path) -> None:
 def verify(engine: str, app: str, variant: str, ctx: Path, base_image: str, epoch: int) -> dict:
     tags = []
     for run in ("a", "b"):
-        os.environ["IMAGE_PREFIX"] = f"repro-{run}-"
+        os.environ["IMAGE_PREFIX"] = f"repro-{os.getpid()}-{run}-"  # unique per run
         tags.append(build.image_name(app, variant))
         build.build_image(engine, app, variant, ctx, base_image, epoch, ["--no-cache"])
     os.environ.pop("IMAGE_PREFIX")
