@@ -52,3 +52,27 @@ def test_image_command_trains_a_tiny_cnn(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "data" / "train").iterdir()) == sorted(
         metadata["classes"]
     )
+
+
+def test_artifacts_are_byte_identical_across_variants(tmp_path: Path) -> None:
+    """Same code, same lock, same seed: the three trainer images write the same bytes."""
+    outputs = {}
+    for variant in VARIANTS:
+        out = tmp_path / variant
+        out.mkdir()
+        run_trainer(variant, out, "tabular", "--out", "/artifacts/tabular")
+        run_trainer(variant, out, "data", "--out", "/artifacts/data", "--per-class", "3,2,2")
+        run_trainer(variant, out, "image", "--data", "/artifacts/data", "--out",
+                    "/artifacts/image", "--epochs", "1")  # fmt: skip
+        outputs[variant] = {
+            str(path.relative_to(out)): path.read_bytes()
+            for sub in ("tabular", "image")
+            for path in sorted((out / sub).rglob("*"))
+            if path.is_file()
+        }
+    reference = outputs[VARIANTS[0]]
+    assert "image/model.safetensors" in reference and "tabular/model.skops" in reference
+    for variant in VARIANTS[1:]:
+        assert outputs[variant].keys() == reference.keys()
+        differ = [name for name in reference if outputs[variant][name] != reference[name]]
+        assert not differ, f"{variant} differs from {VARIANTS[0]} in {differ}"
