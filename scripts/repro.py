@@ -95,8 +95,7 @@ def compare_content(a: tuple[dict, list], b: tuple[dict, list]) -> list[str]:
     """Human-readable differences between two image contents (empty: content-identical)."""
     diffs = []
     if a[0] != b[0]:
-        keys = sorted(k for k in set(a[0]) | set(b[0]) if a[0].get(k) != b[0].get(k))
-        diffs.append(f"config differs in: {', '.join(keys)}")
+        diffs.append(f"config differs in: {', '.join(_config_paths(a[0], b[0]))}")
     if len(a[1]) != len(b[1]):
         diffs.append(f"layer count differs: {len(a[1])} vs {len(b[1])}")
     for index, (la, lb) in enumerate(zip(a[1], b[1], strict=False), 1):
@@ -106,6 +105,14 @@ def compare_content(a: tuple[dict, list], b: tuple[dict, list]) -> list[str]:
                 detail = "" if what != "differs" else _field_diff(la[path], lb[path])
                 diffs.append(f"layer {index}: /{path} {what}{detail}")
     return diffs
+
+
+def _config_paths(x: object, y: object, path: str = "") -> list[str]:
+    """The dotted paths where two config values differ, with both values for leaves."""
+    if isinstance(x, dict) and isinstance(y, dict):
+        return [p for k in sorted(set(x) | set(y))
+                for p in _config_paths(x.get(k), y.get(k), f"{path}.{k}".lstrip("."))]  # fmt: skip
+    return [] if x == y else [f"{path} ({str(x)[:80]!r} vs {str(y)[:80]!r})"]
 
 
 def _field_diff(x: tuple, y: tuple) -> str:

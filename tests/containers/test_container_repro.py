@@ -60,3 +60,7 @@ def test_content_comparison_reports_what_differs(scripts):
     assert repro.compare_content((config, [layer]), (config, [dict(layer)])) == []
     diffs = repro.compare_content((config, [layer]), (config, [changed]))
     assert diffs == ["layer 1: /app/x.py differs (content)", "layer 1: /app/y differs (mode)"]
+    other = {"architecture": "amd64", "config": {"Env": ["A=2"]}}
+    assert repro.compare_content((config, []), (other, [])) == [
+        "config differs in: config.Env (\"['A=1']\" vs \"['A=2']\")"
+    ]
