@@ -8,8 +8,11 @@ ARG BASE_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352db
 FROM ${BASE_IMAGE} AS runtime-root
 # Build stages never run as services (DL3057 wants each stage to say so).
 HEALTHCHECK NONE
+# The mounted script reaches the cache key through its sha256 (see DEPS_SHA256 below).
+ARG ROOTFS_SHA256=unset
 RUN --mount=type=bind,source=prune_rootfs.py,target=/tmp/prune_rootfs.py \
-    python3 /tmp/prune_rootfs.py /runtime
+    echo "runtime-root inputs: sha256:${ROOTFS_SHA256}" \
+ && python3 /tmp/prune_rootfs.py /runtime
 
 # ---- builder: the venv, exactly the lock, pruned of the files listed under `prune` in
 # dockerfiles/apps.toml (torch's headers and C++ tests, package test suites), bytecode
@@ -17,13 +20,18 @@ RUN --mount=type=bind,source=prune_rootfs.py,target=/tmp/prune_rootfs.py \
 # The `date` lines are timestamps scripts/bench_builds.py reads from the build log.
 FROM ${BASE_IMAGE} AS builder
 HEALTHCHECK NONE
+# Every file this RUN mounts reaches the cache key through DEPS_SHA256, the sha256 of every
+# context file outside app/ that scripts/build.py (step_inputs) computes from the bytes on
+# disk: Podman keys a RUN on its text, build args and parent layer, not on mounted content.
+ARG DEPS_SHA256=unset
 RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
     --mount=type=bind,source=tools.txt,target=/tmp/build/tools.txt \
     --mount=type=bind,source=wheels,target=/tmp/build/wheels \
     --mount=type=bind,source=scrub_venv.py,target=/tmp/build/scrub_venv.py \
     --mount=type=bind,source=prune_venv.py,target=/tmp/build/prune_venv.py \
     --mount=type=bind,source=prune.txt,target=/tmp/build/prune.txt \
-    date "+bench-mark begin %s.%N" \
+    echo "dependency inputs: sha256:${DEPS_SHA256}" \
+ && date "+bench-mark begin %s.%N" \
  && python3 -m venv /tmp/uv \
  && /tmp/uv/bin/python -m pip install --no-index --find-links /tmp/build/wheels \
       --require-hashes --no-deps --no-cache-dir --disable-pip-version-check --quiet \

@@ -17,9 +17,14 @@ ENV VIRTUAL_ENV=/opt/venv \
 # exactly the lock; bytecode is compiled hash-based (no timestamps) for reproducibility; torch ships
 # one Python 3.12-only test module, which is excluded from compilation.
 # The `date` lines are timestamps scripts/bench_builds.py reads from the build log.
+# Every file this RUN mounts reaches the cache key through DEPS_SHA256, the sha256 of every
+# context file outside app/ that scripts/build.py (step_inputs) computes from the bytes on
+# disk: Podman keys a RUN on its text, build args and parent layer, not on mounted content.
+ARG DEPS_SHA256=unset
 RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
     --mount=type=bind,source=wheels,target=/tmp/build/wheels \
-    date "+bench-mark begin %s.%N" \
+    echo "dependency inputs: sha256:${DEPS_SHA256}" \
+ && date "+bench-mark begin %s.%N" \
  && python3 -m venv /tmp/pip \
  && date "+bench-mark install %s.%N" \
  && python3 -m venv --without-pip /opt/venv \

@@ -18,11 +18,16 @@ ENV VIRTUAL_ENV=/opt/venv \
 # image cannot be pulled everywhere) into a throw-away venv: the image keeps no uv, no pip
 # and no cache. Bytecode is compiled hash-based, exactly as in the pip variant. The `date`
 # lines are timestamps scripts/bench_builds.py reads from the build log.
+# Every file this RUN mounts reaches the cache key through DEPS_SHA256, the sha256 of every
+# context file outside app/ that scripts/build.py (step_inputs) computes from the bytes on
+# disk: Podman keys a RUN on its text, build args and parent layer, not on mounted content.
+ARG DEPS_SHA256=unset
 RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
     --mount=type=bind,source=tools.txt,target=/tmp/build/tools.txt \
     --mount=type=bind,source=wheels,target=/tmp/build/wheels \
     --mount=type=bind,source=scrub_venv.py,target=/tmp/build/scrub_venv.py \
-    date "+bench-mark begin %s.%N" \
+    echo "dependency inputs: sha256:${DEPS_SHA256}" \
+ && date "+bench-mark begin %s.%N" \
  && python3 -m venv /tmp/uv \
  && /tmp/uv/bin/python -m pip install --no-index --find-links /tmp/build/wheels \
       --require-hashes --no-deps --no-cache-dir --disable-pip-version-check --quiet \

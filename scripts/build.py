@@ -9,16 +9,20 @@ Each app gets a build context under build/context/<app>/ holding exactly what it
 needs: its lock, the installers' lock, the matching wheels (hard links into the
 wheelhouse), the Python packages named in dockerfiles/apps.toml, the launcher and health
 probe, and for the backend and Flask images the model the trainer image made. Every file's
-mtime is set to SOURCE_DATE_EPOCH, so the same inputs give the same layers. Builds run with
---network=none: nothing is downloaded while building.
+mtime is SOURCE_DATE_EPOCH (plus content-derived nanoseconds, so an edit is always seen), so
+the same inputs give the same layers. Builds run with --network=none: nothing is downloaded
+while building. Every input reaches the engine's cache key (step_inputs), and each image is
+checked against its lock and its app/ files before it is tagged (check_image).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -33,12 +37,14 @@ from common import (
     ScriptError,
     app_spec,
     check_variant,
+    content_mtime_ns,
     engine_run,
     git_revision,
     image_exists,
     load_apps,
     main_wrapper,
     note,
+    sha256_files,
     source_date_epoch,
     step,
 )  # fmt: skip
@@ -46,6 +52,7 @@ from locks import read_lock
 from wheels import ensure_wheelhouse
 
 RUNTIME = ROOT / "dockerfiles" / "runtime"
+CONTEXT_HASHES = "sha256.json"  # digest cache for every context, beside them
 VCS_URL = os.environ.get("VCS_URL", "https://github.com/grocery-ml/grocery-ml-containers")
 
 
@@ -58,14 +65,31 @@ def _copy_package(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests", ".*"))
 
 
-def _normalize(root: Path, epoch: int) -> None:
-    """Same bytes, same metadata: fixed mtimes and modes for everything in the context."""
-    for path in sorted(root.rglob("*"), reverse=True):
-        if path.is_symlink():
+def _normalize(root: Path, epoch: int) -> dict[str, str]:
+    """Same bytes, same metadata: fixed modes and content-derived mtimes; {path: sha256}.
+
+    Every file gets mode 0644 and an mtime of SOURCE_DATE_EPOCH plus nanoseconds taken from
+    its sha256 (common.content_mtime_ns), so that BuildKit, which resends a context file only
+    when its size, mode or mtime changed, also resends a same-size edit. The wheels are hard
+    links into the wheelhouse, which already gave them their mode and mtime (wheels.py):
+    touching them here would change their ctime and so force hashing them again.
+    """
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+    digests = sha256_files(files, root.parent / CONTEXT_HASHES)
+    for path in files:
+        if path.parent.name == "wheels" and path.parent.parent == root:
             continue
-        path.chmod(0o755 if path.is_dir() else 0o644)
+        mtime = content_mtime_ns(epoch, digests[path])
+        info = path.stat()
+        if stat.S_IMODE(info.st_mode) != 0o644:
+            path.chmod(0o644)
+        if info.st_mtime_ns != mtime:
+            os.utime(path, ns=(mtime, mtime))
+    for path in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+        path.chmod(0o755)
         os.utime(path, (epoch, epoch))
     os.utime(root, (epoch, epoch))
+    return {path.relative_to(root).as_posix(): digest for path, digest in digests.items()}
 
 
 def assemble_context(app: str, wheel_hashes: dict[str, str], artifacts: Path, epoch: int) -> Path:
@@ -108,16 +132,48 @@ def assemble_context(app: str, wheel_hashes: dict[str, str], artifacts: Path, ep
     return ctx
 
 
+def step_inputs(digests: dict[str, str]) -> dict[str, str]:
+    """The build args that carry each RUN step's mounted inputs into the cache key.
+
+    Why this is complete: a RUN step can read context files only through its bind mounts, and
+    every mounted file lies outside app/ (a static test checks the Dockerfiles for that).
+    DEPS_SHA256 digests every file outside app/ (locks, wheels, helper scripts, prune list),
+    from the bytes on disk at build time; ROOTFS_SHA256 the one file the multistage
+    runtime-root step mounts. app/ (sources, launch.json from apps.toml, launcher, health
+    probe, model) reaches the image only by COPY, whose cache key is the copied content on
+    both engines; the base image ID and the Dockerfile text are part of every key. Podman
+    needs the two digests: buildah keys a RUN on its text, build args and parent layer only,
+    never on bind-mounted content.
+    """
+    deps = hashlib.sha256()
+    for name, digest in sorted(digests.items()):
+        if not name.startswith("app/"):
+            deps.update(f"{digest}  {name}\n".encode())
+    return {"DEPS_SHA256": deps.hexdigest(), "ROOTFS_SHA256": digests["prune_rootfs.py"]}
+
+
 def build_image(engine: str, app: str, variant: str, ctx: Path, base_image: str, epoch: int,
                 extra_args: list[str]) -> float:  # fmt: skip
+    """Build ctx into grocery-<app>:<variant>; return the engine's build time in seconds.
+
+    The image is built untagged, checked against its inputs (check_image), and only then
+    tagged: a wrong image never replaces the last good one under the tag.
+    """
     tag = image_name(app, variant)
+    digests = _normalize(ctx, epoch)  # the bytes on disk now, whoever changed them
     created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    log = BUILD / "logs" / f"{app}-{variant}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    iidfile = log.with_suffix(".iid")
+    iidfile.unlink(missing_ok=True)
     args = [
         "build", "--network=none", "-f", str(ROOT / "dockerfiles" / f"{variant}.Dockerfile"),
         "--build-arg", f"BASE_IMAGE={base_image}", "--build-arg", f"APP={app}",
         "--build-arg", f"VCS_REF={git_revision()}", "--build-arg", f"VCS_URL={VCS_URL}",
         "--build-arg", f"CREATED={created}", "--build-arg", f"SOURCE_DATE_EPOCH={epoch}",
-        "--tag", tag,
+        *(arg for key, value in step_inputs(digests).items()
+          for arg in ("--build-arg", f"{key}={value}")),
+        "--iidfile", str(iidfile),
     ]  # fmt: skip
     if engine == "podman":
         # --timestamp pins every layer's file times and the image's created time, and the OCI
@@ -128,18 +184,92 @@ def build_image(engine: str, app: str, variant: str, ctx: Path, base_image: str,
         args += ["--timestamp", str(epoch), "--layers", "--format", image_format]
     else:
         args += ["--progress=plain"]
-    log = BUILD / "logs" / f"{app}-{variant}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with log.open("w") as handle:
         result = engine_run(engine, [*args, *extra_args, str(ctx)], stdout=handle,
                             stderr=subprocess.STDOUT)  # fmt: skip
     seconds = time.monotonic() - start
-    if result.returncode != 0:
+    if result.returncode != 0 or not iidfile.is_file():
         lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
         reason = next((ln for ln in reversed(lines) if "rror" in ln), lines[-1] if lines else "")
         raise ScriptError(f"building {tag} failed: {reason.strip()[:300]} (full log: {log})")
+    image = iidfile.read_text().strip()
+    check_image(engine, image, tag, ctx, digests)
+    result = engine_run(engine, ["tag", image, tag], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ScriptError(f"tagging {image} as {tag} failed: {result.stderr.strip()}")
     return seconds
+
+
+# Runs inside the image: its installed distributions and the sha256 of every file in /app.
+PROBE = """
+import hashlib, importlib.metadata as md, json, os, re
+dists = sorted({re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower() + "==" + d.version
+                for d in md.distributions()})
+app = {}
+for top, dirs, files in os.walk("/app"):
+    for name in files:
+        with open(os.path.join(top, name), "rb") as handle:
+            rel = os.path.relpath(os.path.join(top, name), "/app")
+            app[rel] = hashlib.file_digest(handle, "sha256").hexdigest()
+print(json.dumps({"dists": dists, "app": app}))
+"""
+
+
+def check_image(engine: str, image: str, tag: str, ctx: Path, digests: dict[str, str]) -> None:
+    """Refuse an image whose distributions differ from its lock or whose /app differs from
+    the context's app/ (one clear line naming the image); remove it when nothing tags it.
+
+    The check runs the image once (about a second). An image whose layers were already
+    checked against the same lock and app/ files is not run again (build/checked.json), so a
+    no-op rebuild costs one inspect.
+    """
+    expected_app = {n.removeprefix("app/"): d for n, d in digests.items() if n.startswith("app/")}
+    expected_dists = sorted(f"{p.name}=={p.version}" for p in read_lock(ctx / "lock.txt"))
+    layers = engine_run(engine, ["image", "inspect", "--format", "{{json .RootFS.Layers}}", image],
+                        capture_output=True, text=True).stdout.strip()  # fmt: skip
+    key = hashlib.sha256(layers.encode()).hexdigest()
+    expected = hashlib.sha256(json.dumps([expected_dists, expected_app]).encode()).hexdigest()
+    record = BUILD / "checked.json"
+    try:
+        checked = json.loads(record.read_text()) if record.exists() else {}
+    except ValueError:
+        checked = {}
+    if layers and checked.get(key) == expected:
+        return
+    result = engine_run(engine, ["run", "--rm", "--network=none", "--entrypoint",
+                                 "/opt/venv/bin/python", image, "-c", PROBE],
+                        capture_output=True, text=True, timeout=300)  # fmt: skip
+    problems = []
+    if result.returncode != 0:
+        problems.append(f"its python failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+    else:
+        found = json.loads(result.stdout.strip().splitlines()[-1])
+        extra = sorted(set(found["dists"]) - set(expected_dists))
+        absent = sorted(set(expected_dists) - set(found["dists"]))
+        if extra or absent:
+            listed = [", ".join(names[:4]) or "-" for names in (extra, absent)]
+            problems.append(f"distributions differ from {ctx.name}'s lock "
+                            f"(not locked: {listed[0]}; missing: {listed[1]})")  # fmt: skip
+        stale = sorted(n for n in set(expected_app) | set(found["app"])
+                       if expected_app.get(n) != found["app"].get(n))  # fmt: skip
+        if stale:
+            problems.append(f"/app differs from {_shown(ctx)}/app in: {', '.join(stale[:4])}")
+    if problems:
+        tags = engine_run(engine, ["image", "inspect", "--format", "{{json .RepoTags}}", image],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+        if tags in ("[]", "null", ""):
+            engine_run(engine, ["rmi", image], capture_output=True)
+        raise ScriptError(f"refusing to tag {tag}: the built image {image[:19]} does not match "
+                          f"its inputs: {'; '.join(problems)}")  # fmt: skip
+    checked[key] = expected
+    partial = record.with_name(f".{record.name}.{os.getpid()}")
+    partial.write_text(json.dumps(checked, indent=1, sort_keys=True) + "\n")
+    partial.replace(record)
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
 
 def image_size(engine: str, tag: str) -> int:

@@ -12,21 +12,33 @@ wheels. PyTorch's CPU wheel comes from TORCH_FIND_LINKS (PyTorch's CPU wheel pag
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
-from common import BUILD, ROOT, ScriptError, load_apps, main_wrapper, note, step
-from locks import Pin, read_lock
+from common import (
+    BUILD,
+    ROOT,
+    ScriptError,
+    content_mtime_ns,
+    load_apps,
+    main_wrapper,
+    note,
+    sha256_files,
+    step,
+)  # fmt: skip
+from locks import Pin, normalize, read_lock
 
 TORCH_FIND_LINKS = "https://download.pytorch.org/whl/cpu/torch/"
 # The images' platform: glibc 2.36 (Debian 12) accepts manylinux wheels up to 2_36.
 PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(36, 16, -1)]
 PLATFORMS += ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"]
 MANIFEST = "sha256.json"
+# Wheels are bind-mounted, never copied into a layer: their mtime needs no SOURCE_DATE_EPOCH,
+# and a fixed one (plus content-derived nanoseconds) never changes between commits.
+WHEEL_MTIME = 315_532_800  # 1980-01-01, the earliest time a zip file can hold
 
 
 def lock_pins(apps: list[str]) -> list[Pin]:
@@ -41,31 +53,42 @@ def lock_pins(apps: list[str]) -> list[Pin]:
     return list(pins.values())
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as handle:  # streamed: torch's wheel is ~200 MB
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def file_hashes(dest: Path) -> dict[str, str]:
-    """sha256 of every wheel in dest, cached in a manifest keyed by name and size."""
-    manifest_path = dest / MANIFEST
-    try:
-        cache = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    except ValueError:  # a manifest cut short (interrupted run): hash everything again
-        cache = {}
-    hashes, fresh = {}, {}
-    for wheel in sorted(dest.glob("*.whl")):
-        stat = wheel.stat()  # contexts hard-link wheels and reset mtimes
-        key = f"{wheel.name}:{stat.st_size}"
-        digest = cache.get(key) or _sha256(wheel)
-        fresh[key] = digest
-        hashes[wheel.name] = digest
-    manifest_path.write_text(json.dumps(fresh, indent=1, sort_keys=True) + "\n")
-    return hashes
+    """sha256 of every wheel in dest: hashed again whenever a wheel was written to.
+
+    The digests are cached in dest/sha256.json keyed on inode, size, mtime and ctime
+    (common.sha256_files), so a wheel altered in place, even keeping its size, is hashed
+    again. Each wheel gets mode 0644 and a content-derived mtime here, once, so that the
+    hard links in the build contexts never need touching (which would move the ctime).
+    """
+    found = sha256_files(sorted(dest.glob("*.whl")), dest / MANIFEST)
+    changed = False
+    for wheel, digest in found.items():
+        info = wheel.stat()
+        mtime = content_mtime_ns(WHEEL_MTIME, digest)
+        if info.st_mtime_ns != mtime or stat.S_IMODE(info.st_mode) != 0o644:
+            wheel.chmod(0o644)
+            os.utime(wheel, ns=(mtime, mtime))
+            changed = True
+    if changed:  # record the new ctimes, so that the next call hashes nothing
+        found = sha256_files(sorted(dest.glob("*.whl")), dest / MANIFEST)
+    return {wheel.name: digest for wheel, digest in found.items()}
 
 
-def missing_pins(pins: list[Pin], dest: Path) -> list[Pin]:
-    present = set(file_hashes(dest).values())
+def altered_wheels(pins: list[Pin], hashes: dict[str, str]) -> list[str]:
+    """Wheels named like a locked name==version whose bytes match none of its hashes."""
+    locked = {(pin.name, pin.version): pin.hashes for pin in pins}
+    altered = []
+    for name, digest in hashes.items():
+        parts = name.split("-")
+        key = (normalize(parts[0]), parts[1]) if len(parts) >= 5 else None
+        if key in locked and digest not in locked[key]:
+            altered.append(name)
+    return altered
+
+
+def missing_pins(pins: list[Pin], hashes: dict[str, str]) -> list[Pin]:
+    present = set(hashes.values())
     return [pin for pin in pins if not pin.hashes & present]
 
 
@@ -98,17 +121,24 @@ def ensure_wheelhouse(dest: Path, apps: list[str]) -> dict[str, str]:
     """Fill dest with the wheels the apps need; return {filename: sha256}."""
     dest.mkdir(parents=True, exist_ok=True)
     pins = lock_pins(apps)
-    missing = missing_pins(pins, dest)
+    hashes = file_hashes(dest)
+    for name in altered_wheels(pins, hashes):
+        step(f"{_shown(dest / name)} does not match its locked sha256 (altered?): removed, "
+             "fetching it again")  # fmt: skip
+        (dest / name).unlink()
+        del hashes[name]
+    missing = missing_pins(pins, hashes)
     if missing:
         step(f"fetching {len(missing)} of {len(pins)} wheels into {_shown(dest)}")
         download(missing, dest)
-        still = missing_pins(pins, dest)
+        hashes = file_hashes(dest)
+        still = missing_pins(pins, hashes)
         if still:
             names = ", ".join(f"{p.name}=={p.version}" for p in still[:5])
             raise ScriptError(f"no wheel with a locked hash for: {names}")
     else:
-        note(f"wheelhouse complete: {len(pins)} wheels in {_shown(dest)}")
-    return file_hashes(dest)
+        note(f"wheelhouse complete: {len(pins)} wheels in {_shown(dest)}, sha256 checked")
+    return hashes
 
 
 def main() -> int:

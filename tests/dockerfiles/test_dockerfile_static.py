@@ -293,6 +293,37 @@ def test_lock_and_wheels_come_in_by_bind_mount_only(dockerfile: Dockerfile) -> N
             assert not name.endswith(".whl"), inst.args
 
 
+# The build arg carrying each mounted file's sha256 into the cache key (scripts/build.py
+# step_inputs): DEPS_SHA256 covers every context file outside app/, ROOTFS_SHA256 one file.
+MOUNT_KEYS = {"prune_rootfs.py": "ROOTFS_SHA256"}
+
+
+@pytest.mark.parametrize("variant", VARIANT_NAMES)
+def test_every_bind_mounted_input_reaches_the_cache_key(variant: str) -> None:
+    """Podman keys a RUN on its text, args and parent only: a mounted file must be in an ARG
+    of the same stage, declared before the RUN and used by it."""
+    dockerfile = parse_dockerfile(DOCKERFILES / f"{variant}.Dockerfile")
+    checked = 0
+    for stage in dockerfile.stages:
+        declared: set[str] = set()
+        for inst in stage.instructions:
+            if inst.keyword == "ARG":
+                declared.add(inst.body.split("=")[0])
+            if inst.keyword != "RUN":
+                continue
+            for flag in inst.flags:
+                if not flag.startswith("--mount="):
+                    continue
+                fields = dict(f.split("=", 1) for f in flag[len("--mount=") :].split(","))
+                source = fields["source"]
+                assert not source.startswith("app"), f"{variant}: app/ is copied, never mounted"
+                key = MOUNT_KEYS.get(source, "DEPS_SHA256")
+                assert key in declared, f"{variant}: {source} is mounted without ARG {key}"
+                assert f"${{{key}}}" in inst.body, f"{variant}: the RUN does not use {key}"
+                checked += 1
+    assert checked >= 2
+
+
 def test_base_image_is_pinned_by_digest_everywhere_alike(
     dockerfile: Dockerfile, scripts_on_path: Path
 ) -> None:

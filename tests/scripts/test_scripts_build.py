@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import common
 import wheels
 from common import ROOT, ScriptError
 
@@ -160,12 +161,52 @@ def test_no_caches_tests_or_hidden_files(build_module, fake_repo: Path, artifact
 def test_every_mtime_is_the_epoch_and_modes_are_fixed(
     build_module, fake_repo: Path, artifacts: Path
 ) -> None:
+    """Whole seconds: SOURCE_DATE_EPOCH (wheels: a fixed time); nanoseconds: the content's."""
     ctx = assemble(build_module, fake_repo, "backend", artifacts)
     for path in [ctx, *ctx.rglob("*")]:
         info = path.lstat()
-        assert info.st_mtime == EPOCH, path
         expected = 0o755 if stat.S_ISDIR(info.st_mode) else 0o644
         assert stat.S_IMODE(info.st_mode) == expected, f"{path}: {oct(info.st_mode)}"
+        if path.is_dir():
+            assert info.st_mtime_ns == EPOCH * 10**9, path
+            continue
+        seconds = wheels.WHEEL_MTIME if path.parent.name == "wheels" else EPOCH
+        digest = sha(path.read_bytes())
+        assert info.st_mtime_ns == common.content_mtime_ns(seconds, digest), path
+
+
+def test_a_same_size_edit_changes_the_mtime_that_buildkit_compares(
+    build_module, fake_repo: Path, artifacts: Path
+) -> None:
+    """BuildKit resends a context file only if its size, mode or mtime changed."""
+    ctx = assemble(build_module, fake_repo, "backend", artifacts)
+    model = ctx / "app" / "model" / "model.safetensors"
+    before = model.stat()
+    artifacts.joinpath("image", "model.safetensors").write_bytes(b"weightz")  # same size
+    assemble(build_module, fake_repo, "backend", artifacts)
+    after = model.stat()
+    assert after.st_size == before.st_size
+    assert after.st_mtime_ns != before.st_mtime_ns
+
+
+def test_step_inputs_cover_every_file_outside_app(
+    build_module, fake_repo: Path, artifacts: Path
+) -> None:
+    """DEPS_SHA256 changes with any lock, wheel or helper byte, never with app/ files."""
+    ctx = assemble(build_module, fake_repo, "backend", artifacts)
+    (ctx / "prune_rootfs.py").write_text("# stand-in\n")
+    first = build_module.step_inputs(build_module._normalize(ctx, EPOCH))
+    assert first["ROOTFS_SHA256"] == sha(b"# stand-in\n")
+    (ctx / "app" / "backend" / "__init__.py").write_text('"""edited"""\n')
+    same = build_module.step_inputs(build_module._normalize(ctx, EPOCH))
+    assert same == first, "an app/ file (copied, not mounted) changed the dependency key"
+    for name in ("lock.txt", "prune.txt", f"wheels/{LOCKED['backend']['alpha']}"):
+        path = ctx / name
+        original = path.read_bytes()
+        path.write_bytes(original[:-1] + b"#")  # same size, in place
+        changed = build_module.step_inputs(build_module._normalize(ctx, EPOCH))
+        assert changed["DEPS_SHA256"] != first["DEPS_SHA256"], name
+        path.write_bytes(original)
 
 
 def test_reassembly_starts_from_an_empty_context(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
 
+import common
 import wheels
 from common import ScriptError
 from locks import Pin
@@ -91,15 +94,13 @@ def test_file_hashes_hashes_once_and_reuses_the_manifest(tmp_path: Path, monkeyp
     first = wheels.file_hashes(tmp_path)
     assert first == {"a-1.0-py3-none-any.whl": sha(b"wheel a"),
                      "b-2.0-py3-none-any.whl": sha(b"wheel bb")}  # fmt: skip
-    manifest = json.loads((tmp_path / wheels.MANIFEST).read_text())
-    assert manifest == {"a-1.0-py3-none-any.whl:7": sha(b"wheel a"),
-                        "b-2.0-py3-none-any.whl:8": sha(b"wheel bb")}  # fmt: skip
+    entries = json.loads((tmp_path / wheels.MANIFEST).read_text())["entries"]
+    assert sorted(e["sha256"] for e in entries.values()) == sorted(first.values())
 
     def no_hashing(*args, **kwargs):
         raise AssertionError("a cached wheel was hashed again")
 
-    monkeypatch.setattr(wheels.hashlib, "file_digest", no_hashing)
-    monkeypatch.setattr(wheels.hashlib, "sha256", no_hashing)
+    monkeypatch.setattr(common.hashlib, "file_digest", no_hashing)
     assert wheels.file_hashes(tmp_path) == first
 
 
@@ -111,13 +112,39 @@ def test_file_hashes_rehashes_a_changed_size_and_forgets_removed(tmp_path: Path)
     (tmp_path / "gone-1.0-py3-none-any.whl").unlink()
     wheel.write_bytes(b"wheel a, rebuilt")
     assert wheels.file_hashes(tmp_path) == {wheel.name: sha(b"wheel a, rebuilt")}
-    manifest = json.loads((tmp_path / wheels.MANIFEST).read_text())
-    assert list(manifest) == [f"{wheel.name}:16"]
+
+
+def test_file_hashes_sees_a_same_size_edit_in_place_with_the_mtime_put_back(
+    tmp_path: Path,
+) -> None:
+    """The old cache keyed on name and size: one byte changed in place went unnoticed."""
+    wheel = tmp_path / "a-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"wheel a")
+    wheels.file_hashes(tmp_path)
+    before = wheel.stat()
+    with wheel.open("r+b") as handle:
+        handle.write(b"W")
+    os.utime(wheel, ns=(before.st_atime_ns, before.st_mtime_ns))  # size and mtime as before
+    assert wheels.file_hashes(tmp_path) == {wheel.name: sha(b"Wheel a")}
+
+
+def test_file_hashes_gives_wheels_a_fixed_mode_and_content_mtime(tmp_path: Path) -> None:
+    wheel = tmp_path / "a-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"wheel a")
+    wheel.chmod(0o600)
+    wheels.file_hashes(tmp_path)
+    info = wheel.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o644
+    assert info.st_mtime_ns == common.content_mtime_ns(wheels.WHEEL_MTIME, sha(b"wheel a"))
+    other = tmp_path / "b-1.0-py3-none-any.whl"
+    other.write_bytes(b"wheel b")
+    wheels.file_hashes(tmp_path)
+    assert other.stat().st_mtime_ns != info.st_mtime_ns, "same-size files, same mtime"
 
 
 def test_file_hashes_survives_a_truncated_manifest(tmp_path: Path) -> None:
     (tmp_path / "a-1.0-py3-none-any.whl").write_bytes(b"wheel a")
-    (tmp_path / wheels.MANIFEST).write_text('{"a-1.0-py3-none-any.whl:7": "ab')
+    (tmp_path / wheels.MANIFEST).write_text('{"entries": {"1:2": {"sha256": "ab')
     assert wheels.file_hashes(tmp_path) == {"a-1.0-py3-none-any.whl": sha(b"wheel a")}
 
 
@@ -131,7 +158,9 @@ def test_missing_pins_matches_any_locked_hash(tmp_path: Path) -> None:
         Pin("d", "1.0", frozenset({sha(b"tampered d")})),
     ]
     (tmp_path / "d-1.0-py3-none-any.whl").write_bytes(b"d")  # present, wrong bytes
-    assert [p.name for p in wheels.missing_pins(pins, tmp_path)] == ["c", "d"]
+    hashes = wheels.file_hashes(tmp_path)
+    assert [p.name for p in wheels.missing_pins(pins, hashes)] == ["c", "d"]
+    assert wheels.altered_wheels(pins, hashes) == ["d-1.0-py3-none-any.whl"]
 
 
 @pytest.fixture
@@ -179,3 +208,25 @@ def test_ensure_wheelhouse_fails_when_a_hash_never_arrives(wheelhouse_repo, monk
     monkeypatch.setattr(wheels, "download", lambda pins, target: None)
     with pytest.raises(ScriptError, match=r"no wheel with a locked hash for: a==1\.0, b==2\.0"):
         wheels.ensure_wheelhouse(dest, ["app"])
+
+
+def test_ensure_wheelhouse_fetches_an_altered_wheel_again(wheelhouse_repo, monkeypatch,
+                                                          capsys) -> None:  # fmt: skip
+    """A locked wheel changed in place (same size) is removed, said, and fetched again."""
+    dest, data = wheelhouse_repo
+    dest.mkdir()
+    for name, content in data.items():
+        (dest / name).write_bytes(content)
+    wheels.ensure_wheelhouse(dest, ["app"])
+    (dest / "a-1.0-py3-none-any.whl").write_bytes(b"A")  # same size, other bytes
+    asked = []
+
+    def fetch(pins, target):
+        asked.extend(f"{p.name}=={p.version}" for p in pins)
+        assert not (target / "a-1.0-py3-none-any.whl").exists(), "the altered file was kept"
+        (target / "a-1.0-py3-none-any.whl").write_bytes(b"a")
+
+    monkeypatch.setattr(wheels, "download", fetch)
+    assert wheels.ensure_wheelhouse(dest, ["app"]) == {n: sha(c) for n, c in data.items()}
+    assert asked == ["a==1.0"]
+    assert "a-1.0-py3-none-any.whl does not match its locked sha256" in capsys.readouterr().out
