@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -64,6 +66,35 @@ def ensure_docker() -> None:
     note(f"dockerd started (log: {DOCKERD_LOG}); it stops with this machine's session")
 
 
+# Rootful Podman raises every container's open-files and process limits to these values
+# unless containers.conf sets others; where this process may not raise its own limits that
+# far (some VMs and CI sandboxes), every `podman run` fails with "error setting rlimit".
+PODMAN_RLIMITS = {"nofile": (resource.RLIMIT_NOFILE, 1_048_576),
+                  "nproc": (resource.RLIMIT_NPROC, 4_194_304)}  # fmt: skip
+PODMAN_ULIMITS_CONF = Path("/etc/containers/containers.conf.d/50-grocery-ulimits.conf")
+
+
+def _can_raise(limit: int, value: int) -> bool:
+    code = f"import resource; resource.setrlimit({limit}, ({value}, {value}))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def ensure_podman_ulimits() -> None:
+    """Where Podman's default limits cannot be set, give containers ones that can."""
+    if all(_can_raise(*limit) for limit in PODMAN_RLIMITS.values()):
+        return
+    if PODMAN_ULIMITS_CONF.exists() or os.geteuid() != 0:
+        return
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    PODMAN_ULIMITS_CONF.parent.mkdir(parents=True, exist_ok=True)
+    PODMAN_ULIMITS_CONF.write_text(
+        "# Written by grocery-ml-containers (scripts/engine.py): this machine does not let\n"
+        "# Podman raise containers' limits to its defaults (1048576 files, 4194304 processes).\n"
+        f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc=4096:4096"]\n'
+    )
+    note(f"this machine caps resource limits below Podman's defaults: wrote {PODMAN_ULIMITS_CONF}")
+
+
 def ensure_podman() -> None:
     if not shutil.which("podman"):
         step("podman is missing: installing Debian's podman")
@@ -71,6 +102,7 @@ def ensure_podman() -> None:
         engine_command.cache_clear()
     if not answers("podman"):
         raise ScriptError("podman is installed but `podman info` fails")
+    ensure_podman_ulimits()
     note("podman answers")
 
 
