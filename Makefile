@@ -153,9 +153,17 @@ nix-deps: ## Install Debian's nix-bin for the flake tests if no nix is on PATH
 	@command -v nix >/dev/null || scripts/ensure-apt.sh $(NIX_PACKAGES)
 
 .PHONY: test
-test: $(VENV)/.installed browser-deps nix-deps images ## Run every test: unit, browser and containers (builds the images)
+test: $(VENV)/.installed browser-deps nix-deps images ## Run every test: unit, browser and containers (builds the images with both engines)
 	@echo ">> pytest (all tests)"
 	@$(VPY) -m pytest $(PYTEST_ARGS)
+	@$(MAKE) test-podman
+
+.PHONY: test-podman
+test-podman: $(VENV)/.installed ## Build every image with Podman (layer cache on) and run the image and service tests on them
+	@$(MAKE) images ENGINE=podman
+	@echo ">> pytest (images and services built by Podman)"
+	@ENGINE=podman $(VPY) -m pytest -m container tests/containers/test_container_images.py \
+	  tests/containers/test_container_services.py $(PYTEST_ARGS)
 
 .PHONY: test-containers
 test-containers: $(VENV)/.installed images ## Run the container tests only

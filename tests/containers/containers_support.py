@@ -136,16 +136,22 @@ class Service:
     url: str = ""
 
     def state(self) -> tuple[str, str]:
+        """(status, health). An image without a HEALTHCHECK in its config (Podman builds OCI
+        images, which have no such field) gets its own probe run: `healthy` or `starting`."""
         fmt = "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}"
         status, _, health = inspect(self.name, fmt).partition(" ")
-        return status, health.strip()
+        health = health.strip()
+        if status == "running" and not health:
+            probe = engine_result(["exec", self.name, VENV_PYTHON, "/app/healthcheck.py"])
+            health = "healthy" if probe.returncode == 0 else "starting"
+        return status, health
 
     def logs(self, lines: int = 30) -> str:
         result = engine_result(["logs", "--tail", str(lines), self.name])
         return f"{result.stdout}{result.stderr}".strip()
 
     def wait_healthy(self, timeout: float = 120) -> None:
-        """Wait for Docker's health status `healthy` (the image's HEALTHCHECK)."""
+        """Wait for the health status `healthy` (the image's HEALTHCHECK or its probe)."""
         deadline = time.monotonic() + timeout
         status, health = self.state()
         while time.monotonic() < deadline:

@@ -1,0 +1,273 @@
+"""Incremental builds match their inputs: every kind of input edited in place reaches the image.
+
+For each engine and each variant, `make image APP=flask VARIANT=...` runs in a private copy of
+the repository (under build/, so wheels are hard links) as a user runs it, with the layer
+cache on. Then, one round at a time, inputs are edited in place and the image rebuilt:
+
+1. app layer: a same-size source edit, one byte of the model, an apps.toml value (same size),
+   the health probe (same size); each must be in the image;
+2. dependency step, helpers: a same-size edit of a helper the step mounts, and a new prune
+   glob; the step must run again (multistage: the pruned folder is gone);
+3. dependency step, lock: one pin removed; the image must not have that distribution.
+
+On one engine and variant a locked wheel is also altered in place (same size): the build must
+say so and fetch it again. At the end every edit is undone and the image must be the original
+again: the same image ID with Podman (bit-identical), the same layers with Docker.
+
+Flask is the app: it has a model, a prune list, env in apps.toml, and small dependencies.
+Images are tagged `mut<hex>-flask:<variant>` and removed afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from containers_support import ROOT, VENV_PYTHON, common
+
+pytestmark = pytest.mark.container
+
+APP = "flask"
+ENGINES = ("docker", "podman")
+VARIANTS = common.VARIANTS
+SOURCE = "src/flask_api/views.py"
+PROBE = "dockerfiles/runtime/healthcheck.py"
+HELPER = "dockerfiles/runtime/scrub_venv.py"
+MODEL = "artifacts/tabular/model.skops"
+ENV_BEFORE = 'env = { MODEL_DIR = "/app/model" }\n'
+ENV_AFTER = 'env = { MODEL_DIR = "/app/modeL" }\n'  # same size
+PRUNED = "sklearn/datasets/descr"
+DROPPED_PIN = "threadpoolctl"
+ALTERED_WHEEL = "itsdangerous-2.2.0-py3-none-any.whl"
+SITE = "/opt/venv/lib/python3.11/site-packages"
+
+# Runs in the image: sha256 of the named files, launch.json, distributions, a pruned folder.
+IMAGE_PROBE = """
+import hashlib, importlib.metadata as md, json, os, sys
+files = {}
+for path in sys.argv[1:]:
+    with open(path, "rb") as handle:
+        files[path] = hashlib.sha256(handle.read()).hexdigest()
+print(json.dumps({
+    "files": files,
+    "launch": json.load(open("/app/launch.json")),
+    "dists": sorted(d.metadata["Name"].lower() for d in md.distributions()),
+    "pruned_present": os.path.isdir(PRUNED),
+}))
+""".replace("PRUNED", repr(f"{SITE}/{PRUNED}"))
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def flip_case_in_docstring(path: Path) -> None:
+    """Change one letter of the module's docstring in place: same size, other bytes."""
+    data = bytearray(path.read_bytes())
+    start = data.index(b'"""') + 3
+    index = next(i for i in range(start, len(data)) if chr(data[i]).isalpha())
+    data[index] = ord(chr(data[index]).swapcase())
+    with path.open("r+b") as handle:  # in place: same inode, same size
+        handle.write(bytes(data))
+
+
+def flip_byte(path: Path) -> None:
+    with path.open("r+b") as handle:
+        handle.seek(path.stat().st_size // 2)
+        byte = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+@dataclass
+class Copy:
+    """A private copy of the repository and the edits made to it (to undo)."""
+
+    root: Path
+    engine: str
+    variant: str
+    prefix: str
+    saved: dict[Path, bytes] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str:
+        return f"{self.prefix}{APP}:{self.variant}"
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def edit(self, rel: str, change) -> None:
+        path = self.path(rel)
+        self.saved.setdefault(path, path.read_bytes())
+        change(path)
+
+    def undo(self) -> None:
+        for path, data in self.saved.items():
+            with path.open("r+b") as handle:
+                handle.truncate(0)
+                handle.write(data)
+        self.saved.clear()
+
+    def make_image(self) -> subprocess.CompletedProcess:
+        env = dict(os.environ, IMAGE_PREFIX=self.prefix,
+                   SOURCE_DATE_EPOCH=str(common.source_date_epoch()))  # fmt: skip
+        return subprocess.run(
+            ["make", "-C", str(self.root), "image", f"APP={APP}", f"VARIANT={self.variant}",
+             f"ENGINE={self.engine}"],
+            env=env, capture_output=True, text=True, timeout=900, check=False,
+        )  # fmt: skip
+
+    def build(self) -> str:
+        result = self.make_image()
+        assert result.returncode == 0, f"make image failed:\n{result.stdout[-3000:]}{result.stderr}"
+        return result.stdout
+
+    def build_log(self) -> str:
+        return self.path(f"build/logs/{APP}-{self.variant}.log").read_text()
+
+    def run_engine(self, args: list[str]) -> str:
+        result = common.engine_run(self.engine, args, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def image_id(self) -> str:
+        return self.run_engine(["image", "inspect", "--format", "{{.Id}}", self.tag]).strip()
+
+    def layers(self) -> list[str]:
+        return json.loads(
+            self.run_engine(["image", "inspect", "--format", "{{json .RootFS.Layers}}", self.tag])
+        )
+
+    def probe(self, *paths: str) -> dict:
+        out = self.run_engine(["run", "--rm", "--network=none", "--entrypoint", VENV_PYTHON,
+                           self.tag, "-c", IMAGE_PROBE, *paths])  # fmt: skip
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def make_copy(engine: str, variant: str) -> Copy:
+    """Tracked files, the models, hard links to the wheelhouse and base root fs."""
+    root = ROOT / "build" / f"mutation-{uuid.uuid4().hex[:8]}"
+    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True,
+                             check=True).stdout.decode().split("\0")  # fmt: skip
+    for rel in filter(None, tracked):
+        if (ROOT / rel).is_file():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, root / rel)
+    shutil.copytree(ROOT / "artifacts" / "tabular", root / "artifacts" / "tabular")
+    wheelhouse = root / "build" / "wheelhouse"
+    wheelhouse.mkdir(parents=True)
+    for wheel in (ROOT / "build" / "wheelhouse").glob("*.whl"):
+        os.link(wheel, wheelhouse / wheel.name)
+    rootfs = ROOT / "build" / "base" / "rootfs.tar"
+    if rootfs.is_file():
+        (root / "build" / "base").mkdir(parents=True)
+        os.link(rootfs, root / "build" / "base" / "rootfs.tar")
+    return Copy(root, engine, variant, f"mut{uuid.uuid4().hex[:6]}-")
+
+
+@pytest.fixture(params=[(e, v) for e in ENGINES for v in VARIANTS],
+                ids=[f"{e}-{v}" for e in ENGINES for v in VARIANTS])  # fmt: skip
+def copy(request: pytest.FixtureRequest) -> Iterator[Copy]:
+    engine, variant = request.param
+    assert (ROOT / "artifacts" / "tabular").is_dir(), "run `make images` first (it trains)"
+    work = make_copy(engine, variant)
+    try:
+        yield work
+    finally:
+        common.engine_run(engine, ["rmi", work.tag], capture_output=True)
+        shutil.rmtree(work.root, ignore_errors=True)
+
+
+def test_every_input_edited_in_place_reaches_the_image(copy: Copy) -> None:
+    copy.build()
+    original_id, original_layers = copy.image_id(), copy.layers()
+    before = copy.probe(f"/app/{SOURCE.removeprefix('src/')}", "/app/healthcheck.py")
+
+    # 1. app layer: source, model, apps.toml value, health probe; all same size, in place.
+    copy.edit(SOURCE, flip_case_in_docstring)
+    copy.edit(MODEL, flip_byte)
+    copy.edit("dockerfiles/apps.toml",
+              lambda p: p.write_text(p.read_text().replace(ENV_BEFORE, ENV_AFTER)))  # fmt: skip
+    copy.edit(PROBE, flip_case_in_docstring)
+    altered = copy.engine == "docker" and copy.variant == "pip"
+    if altered:  # a locked wheel changed in place: its hard link broken first (a copy)
+        wheel = copy.path(f"build/wheelhouse/{ALTERED_WHEEL}")
+        locked = sha(wheel.read_bytes())
+        shutil.copy2(wheel, wheel.with_suffix(".tmp"))
+        wheel.with_suffix(".tmp").replace(wheel)
+        flip_byte(wheel)
+    output = copy.build()
+    after = copy.probe(f"/app/{SOURCE.removeprefix('src/')}", "/app/healthcheck.py",
+                       "/app/model/model.skops")  # fmt: skip
+    files = after["files"]
+    assert files[f"/app/{SOURCE.removeprefix('src/')}"] == sha(copy.path(SOURCE).read_bytes())
+    assert files["/app/healthcheck.py"] == sha(copy.path(PROBE).read_bytes())
+    assert files["/app/model/model.skops"] == sha(copy.path(MODEL).read_bytes())
+    assert files != before["files"]
+    assert after["launch"]["env"]["MODEL_DIR"] == "/app/modeL"
+    if altered:
+        assert f"{ALTERED_WHEEL} does not match its locked sha256" in output
+        assert sha(copy.path(f"build/wheelhouse/{ALTERED_WHEEL}").read_bytes()) == locked
+
+    # 2. dependency step: a mounted helper (same size) and a new prune glob.
+    copy.edit(HELPER, flip_case_in_docstring)
+    copy.edit("dockerfiles/apps.toml", lambda p: p.write_text(p.read_text().replace(
+        'prune = ["scipy/**/tests"', f'prune = ["{PRUNED}", "scipy/**/tests"')))  # fmt: skip
+    copy.build()
+    assert "bench-mark begin" in copy.build_log(), "the dependency step came from the cache"
+    assert copy.probe()["pruned_present"] == (copy.variant != "multistage")
+
+    # 3. dependency step: one pin removed from the lock.
+    def drop_pin(path: Path) -> None:
+        lines = path.read_text().splitlines(keepends=True)
+        start = next(i for i, ln in enumerate(lines) if ln.startswith(f"{DROPPED_PIN}=="))
+        end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith(" "))
+        path.write_text("".join(lines[:start] + lines[end:]))
+
+    copy.edit(f"requirements/{APP}.txt", drop_pin)
+    copy.build()
+    dists = copy.probe()["dists"]
+    assert DROPPED_PIN not in dists and "scikit-learn" in dists
+
+    # Every edit undone: the original image again.
+    copy.undo()
+    copy.build()
+    assert copy.probe()["launch"]["env"]["MODEL_DIR"] == "/app/model"
+    if copy.engine == "podman":
+        assert copy.image_id() == original_id, "not bit-identical to the first build"
+    else:
+        assert copy.layers() == original_layers, "not the same layers as the first build"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_image_that_misses_its_inputs_is_refused_and_not_tagged(engine: str) -> None:
+    """The check after each build: give two apps the same dependency key (the old Podman
+    fault) and the second one's image is refused, with one line naming it."""
+    work = make_copy(engine, "uv")
+    try:
+        env = dict(os.environ, IMAGE_PREFIX=work.prefix, BUILD_ARGS="--build-arg=DEPS_SHA256=same")
+        for app in ("flask", "frontend"):
+            result = subprocess.run(
+                ["make", "-C", str(work.root), "image", f"APP={app}", "VARIANT=uv",
+                 f"ENGINE={engine}"], env=env, capture_output=True, text=True, timeout=900,
+            )  # fmt: skip
+        if engine == "docker":  # BuildKit keys the step on mounted content: built right
+            assert result.returncode == 0, result.stderr
+            return
+        assert result.returncode != 0
+        last = result.stderr.strip().splitlines()[-2]  # the last line is make's own
+        assert last.startswith(f"build: error: refusing to tag {work.prefix}frontend:uv"), last
+        assert "distributions differ from frontend's lock" in last
+        assert not common.image_exists(engine, f"{work.prefix}frontend:uv")
+    finally:
+        for app in ("flask", "frontend"):
+            common.engine_run(engine, ["rmi", f"{work.prefix}{app}:uv"], capture_output=True)
+        shutil.rmtree(work.root, ignore_errors=True)
