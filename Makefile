@@ -17,6 +17,7 @@ PIP_INSTALL_ARGS ?= --retries 1
 # Debian packages the browser tests need (installed when missing and running as root).
 BROWSER_PACKAGES ?= chromium chromium-driver
 PYTEST_ARGS ?=
+LOCKS ?=
 BENCH_SERVE_ARGS ?=
 BENCH_APPS ?= $(APPS)
 BENCH_VARIANTS ?= $(VARIANTS)
@@ -30,7 +31,8 @@ ARTIFACTS ?= artifacts
 # or podman. BASE_IMAGE: every variant's base, pinned by digest; when it cannot be pulled a
 # Debian-built equivalent (LOCAL_BASE) is made with mmdebstrap and used instead.
 ENGINE ?= docker
-APPS ?= backend frontend flask trainer
+# APPS: every table of dockerfiles/apps.toml, the one list of apps (add yours there).
+APPS ?= $(shell $(PYTHON) -c 'import tomllib; print(*tomllib.load(open("dockerfiles/apps.toml", "rb")))' 2>/dev/null)
 VARIANTS ?= pip uv multistage
 APP ?= backend
 VARIANT ?= uv
@@ -72,9 +74,9 @@ $(VENV)/.installed: requirements/dev.txt
 venv: $(VENV)/.installed ## Create or update the project's .venv from requirements/dev.txt
 
 .PHONY: lock
-lock: $(VENV)/.installed ## Regenerate requirements/*.txt from *.in with pip-compile (hashes)
+lock: $(VENV)/.installed ## Regenerate requirements/*.txt from *.in with pip-compile (LOCKS=app: only that lock)
 	@echo ">> pip-compile: requirements/*.in -> requirements/*.txt"
-	@$(VPY) scripts/lock.py
+	@$(VPY) scripts/lock.py $(if $(LOCKS),--only $(LOCKS))
 
 .PHONY: lock-upgrade
 lock-upgrade: $(VENV)/.installed ## Like lock, moving every pin to the newest allowed version

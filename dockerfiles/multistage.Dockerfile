@@ -49,7 +49,7 @@ RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
  && date "+bench-mark end %s.%N"
 
 # ---- runtime ------------------------------------------------------------------------------
-FROM scratch
+FROM scratch AS job
 ARG APP=backend
 ARG VCS_URL=https://github.com/grocery-ml/grocery-ml-containers
 ARG VCS_REF=unknown
@@ -75,3 +75,9 @@ USER 65532:65532
 HEALTHCHECK --interval=5s --timeout=4s --start-period=30s --retries=3 \
   CMD ["/opt/venv/bin/python", "/app/healthcheck.py"]
 ENTRYPOINT ["/opt/venv/bin/python", "/app/launch.py"]
+
+# A service declares its port (apps.toml `port`, passed as PORT by scripts/build.py, which
+# builds this target for services and the `job` target above for jobs, which declare none).
+FROM job AS service
+ARG PORT=8000
+EXPOSE ${PORT}

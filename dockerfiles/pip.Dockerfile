@@ -3,7 +3,7 @@
 # Hermetic: every RUN works with --network=none; packages come only from the context's
 # hash-checked wheels.
 ARG BASE_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
-FROM ${BASE_IMAGE}
+FROM ${BASE_IMAGE} AS job
 
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -61,3 +61,9 @@ USER 65532:65532
 HEALTHCHECK --interval=5s --timeout=4s --start-period=30s --retries=3 \
   CMD ["/opt/venv/bin/python", "/app/healthcheck.py"]
 ENTRYPOINT ["/opt/venv/bin/python", "/app/launch.py"]
+
+# A service declares its port (apps.toml `port`, passed as PORT by scripts/build.py, which
+# builds this target for services and the `job` target above for jobs, which declare none).
+FROM job AS service
+ARG PORT=8000
+EXPOSE ${PORT}

@@ -45,6 +45,7 @@ from common import (
     main_wrapper,
     note,
     sha256_files,
+    shown,
     source_date_epoch,
     step,
 )  # fmt: skip
@@ -160,6 +161,7 @@ def build_image(engine: str, app: str, variant: str, ctx: Path, base_image: str,
     tagged: a wrong image never replaces the last good one under the tag.
     """
     tag = image_name(app, variant)
+    spec = app_spec(app)
     digests = _normalize(ctx, epoch)  # the bytes on disk now, whoever changed them
     created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     log = BUILD / "logs" / f"{app}-{variant}.log"
@@ -174,6 +176,9 @@ def build_image(engine: str, app: str, variant: str, ctx: Path, base_image: str,
         *(arg for key, value in step_inputs(digests).items()
           for arg in ("--build-arg", f"{key}={value}")),
         "--iidfile", str(iidfile),
+        # A service's image declares its port (EXPOSE); a job's declares none.
+        *(["--target", "service", "--build-arg", f"PORT={spec['port']}"] if "port" in spec
+          else ["--target", "job"]),
     ]  # fmt: skip
     if engine == "podman":
         # --timestamp pins every layer's file times and the image's created time, and the OCI
@@ -254,7 +259,7 @@ def check_image(engine: str, image: str, tag: str, ctx: Path, digests: dict[str,
         stale = sorted(n for n in set(expected_app) | set(found["app"])
                        if expected_app.get(n) != found["app"].get(n))  # fmt: skip
         if stale:
-            problems.append(f"/app differs from {_shown(ctx)}/app in: {', '.join(stale[:4])}")
+            problems.append(f"/app differs from {shown(ctx)}/app in: {', '.join(stale[:4])}")
     if problems:
         tags = engine_run(engine, ["image", "inspect", "--format", "{{json .RepoTags}}", image],
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
@@ -266,10 +271,6 @@ def check_image(engine: str, image: str, tag: str, ctx: Path, digests: dict[str,
     partial = record.with_name(f".{record.name}.{os.getpid()}")
     partial.write_text(json.dumps(checked, indent=1, sort_keys=True) + "\n")
     partial.replace(record)
-
-
-def _shown(path: Path) -> str:
-    return str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
 
 def image_size(engine: str, tag: str) -> int:

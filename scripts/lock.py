@@ -5,8 +5,13 @@
     python scripts/lock.py --upgrade  # also move pins to the newest allowed versions
     python scripts/lock.py --check    # fail if a lock is stale or unsafe (make lock-check)
 
+    python scripts/lock.py --only myapp  # only these locks (dev.txt must already be locked)
+
+The locks are dev, tools and one per app of dockerfiles/apps.toml (the one list of apps).
 `dev.in` includes every app's inputs, so it is locked first; each app lock is then compiled
-with `dev.txt` as a constraint, so a package has the same version in every lock. Each lock
+with `dev.txt` as a constraint, so a package has the same version in every lock. Both
+commands first check the layout: an app with no `.in`, a `.in` with no app, an app's `.in`
+that `dev.in` does not include. Each lock
 records the sha256 of its inputs in a `# input-sha256:` line, which `--check` compares
 offline. Locks never hold machine-specific sources: find-links and index URLs (such as
 PyTorch's CPU wheel page in backend.in) stay in the inputs.
@@ -21,12 +26,12 @@ import platform
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQ = ROOT / "requirements"
-APPS = ("backend", "frontend", "flask", "trainer", "tools")
-ALL = ("dev", *APPS)
+TOOLS = "tools"  # the installers' lock (uv), in every image
 MARKER = "# input-sha256: "
 INCLUDE = re.compile(r"^\s*(?:-r|--requirement|-c|--constraint)\s+(\S+)", re.MULTILINE)
 # What must never be in a lock: CUDA builds of torch's dependencies, and anything that
@@ -41,6 +46,39 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", re.MULTILINE)
 
 class LockError(Exception):
     """A problem reported as one line and exit status 1."""
+
+
+def app_names() -> list[str]:
+    """The apps of dockerfiles/apps.toml, read as they are (a new app's table is not valid
+    before its lock exists, and locking must come first)."""
+    path = ROOT / "dockerfiles" / "apps.toml"
+    try:
+        with path.open("rb") as handle:
+            return list(tomllib.load(handle))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise LockError(f"cannot read dockerfiles/apps.toml: {exc}") from None
+
+
+def lock_names() -> list[str]:
+    """Every lock, in the order they are compiled: dev first, the others constrained by it."""
+    return ["dev", *app_names(), TOOLS]
+
+
+def layout_problems() -> list[str]:
+    """An app without inputs, inputs without an app, an app's inputs that dev.in leaves out."""
+    apps = app_names()
+    problems = [f"[{app}] in dockerfiles/apps.toml has no requirements/{app}.in: write the "
+                "app's requirements there" for app in apps
+                if not (REQ / f"{app}.in").is_file()]  # fmt: skip
+    problems += [f"requirements/{path.name} has no [{path.stem}] table in dockerfiles/apps.toml: "
+                 "add one, or remove the file" for path in sorted(REQ.glob("*.in"))
+                 if path.stem not in (*apps, "dev", TOOLS)]  # fmt: skip
+    dev_in = REQ / "dev.in"
+    included = {Path(name).name for name in INCLUDE.findall(dev_in.read_text())}
+    problems += [f"requirements/dev.in does not include {app}.in: add the line `-r {app}.in` "
+                 "(the test venv runs every app)" for app in [*apps, TOOLS]
+                 if f"{app}.in" not in included and (REQ / f"{app}.in").is_file()]  # fmt: skip
+    return problems
 
 
 def inputs_of(name: str) -> list[Path]:
@@ -143,18 +181,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="check, do not write")
     parser.add_argument("--upgrade", action="store_true", help="move pins to newest versions")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="lock only these")
     args = parser.parse_args(argv)
     try:
+        names = lock_names()
+        problems = layout_problems()
         if args.check:
-            problems = [p for name in ALL for p in check_lock(name)]
+            problems += [p for name in names for p in check_lock(name)]
             for problem in problems:
                 print(f"lock-check: {problem}", file=sys.stderr)
             if not problems:
-                print(f">> {len(ALL)} locks are up to date, hashed and machine-independent")
+                print(f">> {len(names)} locks are up to date, hashed and machine-independent")
             return 1 if problems else 0
+        if problems:
+            raise LockError("; ".join(problems))
+        unknown = sorted(set(args.only or []) - set(names))
+        if unknown:
+            raise LockError(f"no lock named {', '.join(unknown)}; the locks: {', '.join(names)}")
         check_platform()
-        for name in ALL:
-            compile_lock(name, args.upgrade)
+        for name in names:
+            if not args.only or name in args.only:
+                compile_lock(name, args.upgrade)
     except LockError as exc:
         print(f"lock: error: {exc}", file=sys.stderr)
         return 1

@@ -27,6 +27,7 @@ from common import (
     main_wrapper,
     note,
     sha256_files,
+    shown,
     step,
 )  # fmt: skip
 from locks import Pin, normalize, read_lock
@@ -47,8 +48,14 @@ def lock_pins(apps: list[str]) -> list[Pin]:
     for name in [*apps, "tools"]:
         for pin in read_lock(ROOT / "requirements" / f"{name}.txt"):
             known = pins.get((pin.name, pin.version))
-            if known and known.hashes != pin.hashes:
-                raise ScriptError(f"{pin.name}=={pin.version} has different hashes in two locks")
+            if known:  # one file must satisfy both locks (one may list fewer platforms)
+                shared = known.hashes & pin.hashes
+                if not shared:
+                    raise ScriptError(
+                        f"{pin.name}=={pin.version} has no hash in common in two locks "
+                        f"({name}.txt and another): run `make lock`"
+                    )
+                pin = Pin(pin.name, pin.version, shared)
             pins[(pin.name, pin.version)] = pin
     return list(pins.values())
 
@@ -112,24 +119,19 @@ def download(pins: list[Pin], dest: Path) -> None:
     requirements.unlink()
 
 
-def _shown(path: Path) -> Path:
-    """path relative to the repository when it is inside it (`--dest` may be anywhere)."""
-    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-
-
 def ensure_wheelhouse(dest: Path, apps: list[str]) -> dict[str, str]:
     """Fill dest with the wheels the apps need; return {filename: sha256}."""
     dest.mkdir(parents=True, exist_ok=True)
     pins = lock_pins(apps)
     hashes = file_hashes(dest)
     for name in altered_wheels(pins, hashes):
-        step(f"{_shown(dest / name)} does not match its locked sha256 (altered?): removed, "
+        step(f"{shown(dest / name)} does not match its locked sha256 (altered?): removed, "
              "fetching it again")  # fmt: skip
         (dest / name).unlink()
         del hashes[name]
     missing = missing_pins(pins, hashes)
     if missing:
-        step(f"fetching {len(missing)} of {len(pins)} wheels into {_shown(dest)}")
+        step(f"fetching {len(missing)} of {len(pins)} wheels into {shown(dest)}")
         download(missing, dest)
         hashes = file_hashes(dest)
         still = missing_pins(pins, hashes)
@@ -137,7 +139,7 @@ def ensure_wheelhouse(dest: Path, apps: list[str]) -> dict[str, str]:
             names = ", ".join(f"{p.name}=={p.version}" for p in still[:5])
             raise ScriptError(f"no wheel with a locked hash for: {names}")
     else:
-        note(f"wheelhouse complete: {len(pins)} wheels in {_shown(dest)}, sha256 checked")
+        note(f"wheelhouse complete: {len(pins)} wheels in {shown(dest)}, sha256 checked")
     return hashes
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -178,3 +179,28 @@ def start_service(app: str, variant: str) -> Service:
     mapping = engine(["port", name, f"{port}/tcp"]).split()[0]  # 127.0.0.1:49153
     service.url = f"http://{mapping}"
     return service
+
+
+def copy_repository(name: str) -> Path:
+    """A private copy of the repository under build/ (the same file system): the tracked
+    files, the trained models, and hard links to the wheelhouse and the base's root fs, so a
+    test can edit anything and run `make -C COPY ...` as a user would. Remove it when done."""
+    root = ROOT / "build" / f"{name}-{uuid.uuid4().hex[:8]}"
+    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True,
+                             check=True).stdout.decode().split("\0")  # fmt: skip
+    for rel in filter(None, tracked):
+        if (ROOT / rel).is_file():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / rel, root / rel)
+    if (ROOT / "artifacts").is_dir():
+        shutil.copytree(ROOT / "artifacts", root / "artifacts",
+                        ignore=shutil.ignore_patterns("data"))  # fmt: skip
+    wheelhouse = root / "build" / "wheelhouse"
+    wheelhouse.mkdir(parents=True)
+    for wheel in (ROOT / "build" / "wheelhouse").glob("*.whl"):
+        os.link(wheel, wheelhouse / wheel.name)
+    rootfs = ROOT / "build" / "base" / "rootfs.tar"
+    if rootfs.is_file():
+        (root / "build" / "base").mkdir(parents=True)
+        os.link(rootfs, root / "build" / "base" / "rootfs.tar")
+    return root

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from containers_support import ROOT, VENV_PYTHON, common
+from containers_support import ROOT, VENV_PYTHON, common, copy_repository
 
 pytestmark = pytest.mark.container
 
@@ -153,24 +153,7 @@ class Copy:
 
 
 def make_copy(engine: str, variant: str) -> Copy:
-    """Tracked files, the models, hard links to the wheelhouse and base root fs."""
-    root = ROOT / "build" / f"mutation-{uuid.uuid4().hex[:8]}"
-    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True,
-                             check=True).stdout.decode().split("\0")  # fmt: skip
-    for rel in filter(None, tracked):
-        if (ROOT / rel).is_file():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, root / rel)
-    shutil.copytree(ROOT / "artifacts" / "tabular", root / "artifacts" / "tabular")
-    wheelhouse = root / "build" / "wheelhouse"
-    wheelhouse.mkdir(parents=True)
-    for wheel in (ROOT / "build" / "wheelhouse").glob("*.whl"):
-        os.link(wheel, wheelhouse / wheel.name)
-    rootfs = ROOT / "build" / "base" / "rootfs.tar"
-    if rootfs.is_file():
-        (root / "build" / "base").mkdir(parents=True)
-        os.link(rootfs, root / "build" / "base" / "rootfs.tar")
-    return Copy(root, engine, variant, f"mut{uuid.uuid4().hex[:6]}-")
+    return Copy(copy_repository("mutation"), engine, variant, f"mut{uuid.uuid4().hex[:6]}-")
 
 
 @pytest.fixture(params=[(e, v) for e in ENGINES for v in VARIANTS],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from pathlib import Path
 
@@ -28,8 +29,12 @@ def entry_module(command: list[str]) -> str:
     return target.split(":")[0]
 
 
-def test_the_four_apps() -> None:
-    assert set(APPS) == {"backend", "frontend", "flask", "trainer"}
+def test_apps_toml_passes_the_tools_own_check() -> None:
+    """The same check every command makes (scripts/common.py app_problems)."""
+    sys.path.append(str(ROOT / "scripts"))  # appended: never shadows an installed module
+    import common
+
+    assert common.app_problems(APPS) == []
 
 
 @pytest.mark.parametrize("app", sorted(APPS))
@@ -62,10 +67,9 @@ def test_services_have_port_health_and_use_the_port(app: str) -> None:
     assert not any("127.0.0.1" in word for word in spec["command"]), "bind 0.0.0.0 in a container"
 
 
-def test_ports_are_distinct_and_services_are_the_documented_ones() -> None:
+def test_ports_are_distinct() -> None:
     ports = {app: spec["port"] for app, spec in APPS.items() if "port" in spec}
-    assert set(ports) == {"backend", "frontend", "flask"}
-    assert len(set(ports.values())) == len(ports)
+    assert ports and len(set(ports.values())) == len(ports)
 
 
 @pytest.mark.parametrize("app", sorted(APPS))
@@ -74,9 +78,10 @@ def test_every_app_has_a_lock_and_its_input(app: str) -> None:
     assert (ROOT / "requirements" / f"{app}.in").is_file()
 
 
-def test_only_backend_and_flask_carry_a_model() -> None:
+def test_models_are_ones_the_trainer_writes() -> None:
     models = {app: spec["model"] for app, spec in APPS.items() if "model" in spec}
-    assert models == MODEL_APPS
+    assert set(models.values()) <= set(MODEL_APPS.values())
+    assert {app: models.get(app) for app in MODEL_APPS if app in APPS} == MODEL_APPS
 
 
 @pytest.mark.parametrize("app", sorted(APPS))

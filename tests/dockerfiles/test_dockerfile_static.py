@@ -85,7 +85,8 @@ class Dockerfile:
 
     @property
     def final(self) -> Stage:
-        return self.stages[-1]
+        """The image's own stage, `job`: the `service` target only adds EXPOSE on top."""
+        return next(stage for stage in self.stages if stage.name == "job")
 
     def of(self, keyword: str) -> list[Instruction]:
         return [i for i in self.instructions if i.keyword == keyword]
@@ -418,5 +419,16 @@ def test_multistage_final_stage_is_scratch_with_only_runtime_venv_and_app() -> N
     prune = [w for s in parsed.stages if s.name == "runtime-root" for r in s.of("RUN")
              for w in commands(r)]  # fmt: skip
     assert ["python3", "/tmp/prune_rootfs.py", "/runtime"] in prune
-    for stage in parsed.stages[:-1]:
-        assert [h.body for h in stage.of("HEALTHCHECK")] == ["NONE"], stage.name
+    for stage in parsed.stages:
+        if stage.name in ("builder", "runtime-root"):  # build stages never run as services
+            assert [h.body for h in stage.of("HEALTHCHECK")] == ["NONE"], stage.name
+
+
+def test_service_target_only_declares_the_port(dockerfile: Dockerfile) -> None:
+    """Services build `--target service` (EXPOSE from apps.toml's port), jobs `--target job`."""
+    service = dockerfile.stages[-1]
+    assert (service.base, service.name) == ("job", "service")
+    assert [(i.keyword, i.body) for i in service.instructions] == [
+        ("ARG", "PORT=8000"),
+        ("EXPOSE", "${PORT}"),
+    ]

@@ -11,8 +11,9 @@ import pytest
 import lock
 from locks import read_lock
 
-REQ = Path(__file__).resolve().parents[2] / "requirements"
-APP_LOCKS = ("backend", "frontend", "flask", "trainer", "tools")
+ROOT = Path(__file__).resolve().parents[2]
+REQ = ROOT / "requirements"
+APP_LOCKS = [name for name in lock.lock_names() if name != "dev"]  # apps.toml's apps + tools
 
 
 @pytest.fixture
@@ -20,6 +21,8 @@ def tmp_req(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of requirements/ that lock.py reads instead of the repository's."""
     req = tmp_path / "requirements"
     shutil.copytree(REQ, req)
+    (tmp_path / "dockerfiles").mkdir()
+    shutil.copy(ROOT / "dockerfiles" / "apps.toml", tmp_path / "dockerfiles" / "apps.toml")
     monkeypatch.setattr(lock, "ROOT", tmp_path)
     monkeypatch.setattr(lock, "REQ", req)
     return req
@@ -31,7 +34,8 @@ def test_check_passes_on_the_repository(capsys) -> None:
 
 
 def test_check_passes_on_an_unchanged_copy(tmp_req: Path) -> None:
-    assert [p for name in lock.ALL for p in lock.check_lock(name)] == []
+    assert [p for name in lock.lock_names() for p in lock.check_lock(name)] == []
+    assert lock.layout_problems() == []
 
 
 def test_stale_input_fails_with_stale(tmp_req: Path, capsys) -> None:
@@ -136,3 +140,37 @@ def test_app_lock_pins_agree_with_dev(app: str) -> None:
     for name, pin in pins(app).items():
         assert name in dev, f"{app}.txt pins {name}, dev.txt does not"
         assert (dev[name].version, dev[name].hashes) == (pin.version, pin.hashes), name
+
+
+def test_lock_names_follow_apps_toml(tmp_req: Path) -> None:
+    apps = tmp_req.parent / "dockerfiles" / "apps.toml"
+    apps.write_text(apps.read_text() + '\n[extra]\npackages = ["x"]\ncommand = ["x"]\n')
+    assert lock.lock_names()[-2:] == ["extra", "tools"]
+    assert lock.lock_names()[0] == "dev"
+
+
+def test_layout_names_each_missing_piece(tmp_req: Path, capsys) -> None:
+    apps = tmp_req.parent / "dockerfiles" / "apps.toml"
+    apps.write_text(apps.read_text() + '\n[extra]\npackages = ["x"]\ncommand = ["x"]\n')
+    (tmp_req / "orphan.in").write_text("flask\n")
+    assert lock.layout_problems() == [
+        "[extra] in dockerfiles/apps.toml has no requirements/extra.in: write the app's "
+        "requirements there",
+        "requirements/orphan.in has no [orphan] table in dockerfiles/apps.toml: add one, or "
+        "remove the file",
+    ]
+    (tmp_req / "orphan.in").unlink()
+    (tmp_req / "extra.in").write_text("flask\n")
+    assert lock.layout_problems() == [
+        "requirements/dev.in does not include extra.in: add the line `-r extra.in` "
+        "(the test venv runs every app)"
+    ]
+    assert lock.main(["--check"]) == 1
+    assert "dev.in does not include extra.in" in capsys.readouterr().err
+    assert lock.main(["--only", "extra"]) == 1, "locking refuses an incomplete layout"
+    assert "lock: error: requirements/dev.in does not include" in capsys.readouterr().err
+
+
+def test_only_names_a_known_lock(tmp_req: Path, capsys) -> None:
+    assert lock.main(["--only", "nope"]) == 1
+    assert "no lock named nope; the locks: dev, backend" in capsys.readouterr().err

@@ -65,8 +65,20 @@ def test_lock_pins_refuses_one_version_with_two_hash_sets(fake_repo: Path) -> No
         two=lock_text(("numpy", "2.0.0", [H2])),
         tools=lock_text(("uv", "0.9.0", [H4])),
     )
-    with pytest.raises(ScriptError, match=r"numpy==2\.0\.0 has different hashes"):
+    with pytest.raises(ScriptError, match=r"numpy==2\.0\.0 has no hash in common in two locks"):
         wheels.lock_pins(["one", "two"])
+
+
+def test_lock_pins_keeps_the_hashes_two_locks_share(fake_repo: Path) -> None:
+    """A lock made from the wheelhouse lists one file; a lock from an index lists them all."""
+    write_locks(
+        fake_repo,
+        one=lock_text(("numpy", "2.0.0", [H1, H2])),
+        two=lock_text(("numpy", "2.0.0", [H2])),
+        tools=lock_text(("uv", "0.9.0", [H4])),
+    )
+    (numpy,) = [p for p in wheels.lock_pins(["one", "two"]) if p.name == "numpy"]
+    assert numpy.hashes == {H2}
 
 
 def test_lock_pins_keeps_two_versions_of_one_package(fake_repo: Path) -> None:
@@ -82,7 +94,7 @@ def test_lock_pins_keeps_two_versions_of_one_package(fake_repo: Path) -> None:
 
 
 def test_lock_pins_of_the_real_locks_have_no_conflict() -> None:
-    pins = wheels.lock_pins(["backend", "frontend", "flask", "trainer"])
+    pins = wheels.lock_pins(list(common.load_apps()))
     assert len({(p.name, p.version) for p in pins}) == len(pins)
     assert any(p.name == "uv" for p in pins), "the installers' lock is always included"
 

@@ -1,0 +1,106 @@
+"""dockerfiles/apps.toml is checked on every command that reads it: one line per problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import common
+
+GOOD = {
+    "web": {"packages": ["web"], "port": 8000, "health": "/health",
+            "command": ["gunicorn", "web.wsgi:app", "--bind", "0.0.0.0:{port}"]},
+    "job": {"packages": ["web"], "command": ["python", "-m", "web"]},
+}  # fmt: skip
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "src" / "web").mkdir(parents=True)
+    (tmp_path / "src" / "web" / "__init__.py").write_text("")
+    (tmp_path / "requirements").mkdir()
+    for app in GOOD:
+        (tmp_path / "requirements" / f"{app}.txt").write_text("")
+    return tmp_path
+
+
+def problems_with(root: Path, app: str, **changes) -> list[str]:
+    apps = {name: dict(spec) for name, spec in GOOD.items()}
+    for key, value in changes.items():
+        if value is None:
+            apps[app].pop(key)
+        else:
+            apps[app][key] = value
+    return common.app_problems(apps, root)
+
+
+def test_good_data_has_no_problem(root: Path) -> None:
+    assert common.app_problems(GOOD, root) == []
+
+
+@pytest.mark.parametrize(
+    ("app", "changes", "expected"),
+    [
+        ("web", {"prot": 8000}, "[web]: unknown key 'prot' (known: description, packages"),
+        ("web", {"packages": ["nowhere"]}, "[web]: package 'nowhere' is not under src/"),
+        ("web", {"packages": []}, "[web]: packages must be a non-empty list"),
+        ("web", {"health": None}, "[web]: a service needs both port and health"),
+        ("web", {"port": None}, "[web]: a service needs both port and health"),
+        ("web", {"port": "8000"}, "[web]: port must be a whole number from 1 to 65535"),
+        ("web", {"port": 70000}, "[web]: port must be a whole number from 1 to 65535"),
+        ("web", {"health": "health"}, "[web]: health must be a path starting with /"),
+        ("web", {"command": "gunicorn web.wsgi:app"}, "[web]: command must be a non-empty list"),
+        ("job", {"command": ["python", 3]}, "[job]: command must be a non-empty list of strings"),
+        ("job", {"env": {"A": 1}}, "[job]: env must be a table of strings"),
+        ("job", {"prune": "x/tests"}, "[job]: prune must be a list of glob strings"),
+    ],
+)  # fmt: skip
+def test_each_problem_is_one_clear_line(root: Path, app: str, changes: dict,
+                                        expected: str) -> None:  # fmt: skip
+    problems = problems_with(root, app, **changes)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(expected), problems[0]
+
+
+def test_two_apps_on_one_port(root: Path) -> None:
+    apps = {**GOOD, "other": {**GOOD["web"]}}
+    (root / "requirements" / "other.txt").write_text("")
+    assert common.app_problems(apps, root) == ["[other]: port 8000 is already [web]'s"]
+
+
+def test_a_missing_lock_says_make_lock(root: Path) -> None:
+    (root / "requirements" / "job.txt").unlink()
+    assert common.app_problems(GOOD, root) == [
+        "no lock for job: write requirements/job.in, add `-r job.in` to requirements/dev.in, "
+        "and run `make lock`"
+    ]
+
+
+def test_an_app_name_that_cannot_be_an_image_name(root: Path) -> None:
+    apps = {"My App": GOOD["job"]}
+    (root / "requirements" / "My App.txt").write_text("")
+    assert common.app_problems(apps, root) == [
+        "[My App]: app names are lower-case letters, digits and . _ -"
+    ]
+
+
+def test_a_command_prints_every_problem_and_no_traceback(tmp_path: Path) -> None:
+    """Through a real command: scripts/build.py against a broken apps.toml."""
+    broken = tmp_path / "apps.toml"
+    broken.write_text('[web]\npackages = ["nowhere"]\ncommand = "serve"\nport = 1\n')
+    code = (
+        "import sys, common, pathlib; common.APPS_FILE = pathlib.Path(sys.argv[1]);"
+        "common.main_wrapper(lambda: common.load_apps() and 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(broken)], capture_output=True,
+                            text=True, cwd=common.ROOT / "scripts", check=False)  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert any("package 'nowhere' is not under src/" in ln for ln in lines), lines
+    assert any("command must be" in ln for ln in lines), lines
+    assert any("a service needs both port and health" in ln for ln in lines), lines
+    assert any("no lock for web" in ln for ln in lines), lines
