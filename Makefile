@@ -18,6 +18,7 @@ PIP_INSTALL_ARGS ?= --retries 1
 BROWSER_PACKAGES ?= chromium chromium-driver
 PYTEST_ARGS ?=
 LOCKS ?=
+EXPLAIN_ARGS ?=
 BENCH_SERVE_ARGS ?=
 BENCH_APPS ?= $(APPS)
 BENCH_VARIANTS ?= $(VARIANTS)
@@ -111,6 +112,10 @@ image: ## Build one image: make image APP=backend VARIANT=uv
 
 image-%: ## Build one image by name: make image-backend-uv
 	@$(BUILD_PY) images --apps $(firstword $(subst -, ,$*)) --variants $(lastword $(subst -, ,$*)) $(BUILD_EXTRA)
+
+.PHONY: explain
+explain: ## Why each step of the last build of APP:VARIANT re-ran or was reused (EXPLAIN_ARGS=--json)
+	@$(PYTHON) scripts/explain.py --app $(APP) --variant $(VARIANT) --engine $(ENGINE) $(EXPLAIN_ARGS)
 
 .PHONY: train
 train: ## Run the trainer image (TRAINER_VARIANT), writing models and metrics to $(ARTIFACTS)/

@@ -444,10 +444,16 @@ class Bench:
             "layers": len(self.layers(tag)),
             **step_cache(log),
             **parse_marks(log),
+            "explain": self.explained(app, variant),
         }
         if scenario == "cold" and record["cached_steps"]:
             note(f"warning: {record['cached_steps']} step(s) came from the cache in a cold build")
         return record
+
+    def explained(self, app: str, variant: str) -> list[str]:
+        """Why each step of the last build re-ran or was reused (scripts/explain.py)."""
+        path = self.build.explain.record_path(self.engine, app, variant, self.work)
+        return json.loads(path.read_text())["lines"] if path.is_file() else []
 
     def measure_image(self, app: str, variant: str) -> None:
         tag = self.build.image_name(app, variant)

@@ -61,6 +61,7 @@ def summarize(results: dict) -> dict:
         for key in ("wall_s", "install_s", "setup_s", "compile_s", "install_step_s"):
             row[key].append(b.get(key))
         row["cached"].append(f"{b.get('cached_steps', 0)}/{b.get('steps', 0)}")
+        row["why"] += [line.split(" ", 1)[1] for line in b.get("explain", []) if "re-ran" in line]
     health: dict[tuple[str, str], list] = defaultdict(list)
     failures: dict[tuple[str, str], int] = defaultdict(int)
     for h in results.get("health", []):
@@ -77,6 +78,7 @@ def summarize(results: dict) -> dict:
                 "compile": stats(v["compile_s"]),
                 "install_step": stats(v["install_step_s"]),
                 "cached": v["cached"],
+                "why": sorted(set(v["why"])),
             }
             for key, v in builds.items()
         },
@@ -340,8 +342,8 @@ def render_markdown(results: dict, goals: list[dict], charts: list[str]) -> str:
         "## Build times",
         "",
         "| app | scenario | variant | wall (median) | wall spread | install (median) "
-        "| install spread | step (median) | n | cached steps |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| install spread | step (median) | n | cached steps | re-ran, and why |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in summary_rows(results):
         wall, wall_spread = _fmt(row["wall"])
@@ -352,7 +354,7 @@ def render_markdown(results: dict, goals: list[dict], charts: list[str]) -> str:
         lines.append(
             f"| {row['app']} | {row['scenario']} | {row['variant']} | {wall} | "
             f"{wall_spread} | {install} | {install_spread} | {step_time} | {n} | "
-            f"{cached} |"
+            f"{cached} | {'; '.join(row.get('why', [])) or '-'} |"
         )
     lines += [
         "",

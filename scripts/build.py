@@ -30,6 +30,7 @@ from pathlib import Path
 
 import base
 import engine as engine_mod
+import explain
 from common import (
     BUILD,
     ROOT,
@@ -96,22 +97,32 @@ def _normalize(root: Path, epoch: int) -> dict[str, str]:
 def assemble_context(app: str, wheel_hashes: dict[str, str], artifacts: Path, epoch: int) -> Path:
     spec = app_spec(app)
     ctx = BUILD / "context" / app
-    if ctx.exists():
-        shutil.rmtree(ctx)
+    # Everything is made anew but the wheels' hard links: linking and unlinking move the
+    # wheel's ctime (its link count changes), which would make every build hash them again.
+    for child in ctx.iterdir() if ctx.exists() else ():
+        if child.name != "wheels":
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     (ctx / "app").mkdir(parents=True)
+    (ctx / "wheels").mkdir(exist_ok=True)
     wheelhouse = BUILD / "wheelhouse"
     by_hash = {digest: name for name, digest in wheel_hashes.items()}
-    (ctx / "wheels").mkdir()
+    wanted = set()
     for lock in (f"{app}.txt", "tools.txt"):
         for pin in read_lock(ROOT / "requirements" / lock):
             name = next((by_hash[h] for h in sorted(pin.hashes) if h in by_hash), None)
             if name is None:
                 raise ScriptError(f"{pin.name}=={pin.version} is not in the wheelhouse")
-            if not (ctx / "wheels" / name).exists():
-                try:
-                    os.link(wheelhouse / name, ctx / "wheels" / name)
-                except OSError:  # another file system: copy instead
-                    shutil.copy2(wheelhouse / name, ctx / "wheels" / name)
+            wanted.add(name)
+    for present in (ctx / "wheels").iterdir():
+        source = wheelhouse / present.name
+        if present.name not in wanted or not source.exists() or not present.samefile(source):
+            present.unlink()  # not locked any more, or not the wheelhouse's file (a copy)
+    for name in sorted(wanted):
+        if not (ctx / "wheels" / name).exists():
+            try:
+                os.link(wheelhouse / name, ctx / "wheels" / name)
+            except OSError:  # another file system: copy instead
+                shutil.copy2(wheelhouse / name, ctx / "wheels" / name)
     shutil.copy(ROOT / "requirements" / f"{app}.txt", ctx / "lock.txt")
     shutil.copy(ROOT / "requirements" / "tools.txt", ctx / "tools.txt")
     shutil.copy(ROOT / "dockerfiles" / "context.dockerignore", ctx / ".dockerignore")
@@ -199,11 +210,63 @@ def build_image(engine: str, app: str, variant: str, ctx: Path, base_image: str,
         reason = next((ln for ln in reversed(lines) if "rror" in ln), lines[-1] if lines else "")
         raise ScriptError(f"building {tag} failed: {reason.strip()[:300]} (full log: {log})")
     image = iidfile.read_text().strip()
+    build_args = {"APP": app, "VCS_URL": VCS_URL, "VCS_REF": git_revision(), "CREATED": created}
+    record = explain_build(engine, app, variant, image, base_image, ctx, log, digests,
+                           build_args, extra_args)  # fmt: skip
     check_image(engine, image, tag, ctx, digests)
     result = engine_run(engine, ["tag", image, tag], capture_output=True, text=True)
     if result.returncode != 0:
         raise ScriptError(f"tagging {image} as {tag} failed: {result.stderr.strip()}")
+    path = explain.record_path(engine, app, variant, BUILD)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     return seconds
+
+
+def explain_build(engine: str, app: str, variant: str, image: str, base_image: str, ctx: Path,
+                  log: Path, digests: dict[str, str], build_args: dict[str, str],
+                  extra_args: list[str]) -> dict:  # fmt: skip
+    """Why each step ran or was reused (scripts/explain.py); refuse a stale reuse."""
+    base_id = engine_run(engine, ["image", "inspect", "--format", "{{.Id}}", base_image],
+                         capture_output=True, text=True).stdout.strip()  # fmt: skip
+    path = explain.record_path(engine, app, variant, BUILD)
+    try:
+        previous = json.loads(path.read_text()) if path.is_file() else None
+    except ValueError:
+        previous = None
+    found = explain.decisions(log.read_text())
+    record = {
+        "image": f"{app}:{variant}", "engine": engine, "image_id": image,
+        "decisions": found, "extra_args": extra_args,
+        "steps": explain.step_inputs(engine, app, app_spec(app), variant, digests, base_id,
+                                     build_args),
+        "pins": explain.lock_pins(ctx, app),
+    }  # fmt: skip
+    recorded = None
+    if found.get("deps") == "cached" and variant != "multistage":
+        history = engine_run(engine, ["history", "--no-trunc", "--format", "{{.CreatedBy}}",
+                                      image], capture_output=True, text=True).stdout  # fmt: skip
+        recorded = explain.recorded_deps_key(history)
+    key = step_inputs(digests)["DEPS_SHA256"]
+    no_cache = "--no-cache" in extra_args
+    lines, errors, warnings = explain.analyse(f"{app}:{variant}", previous, record, found,
+                                              recorded, key, no_cache)  # fmt: skip
+    if errors:
+        remove_untagged(engine, image)
+        raise ScriptError("\n".join(errors))
+    record |= {"lines": lines, "warnings": warnings}
+    summary = " | ".join(line.split(" ", 1)[1] for line in lines)
+    note(summary if len(summary) <= 200 else f"{summary[:197]}... (make explain: all of it)")
+    for warning in warnings:
+        note(f"warning: {warning}")
+    return record
+
+
+def remove_untagged(engine: str, image: str) -> None:
+    tags = engine_run(engine, ["image", "inspect", "--format", "{{json .RepoTags}}", image],
+                      capture_output=True, text=True).stdout.strip()  # fmt: skip
+    if tags in ("[]", "null", ""):
+        engine_run(engine, ["rmi", image], capture_output=True)
 
 
 # Runs inside the image: its installed distributions and the sha256 of every file in /app.
@@ -261,10 +324,7 @@ def check_image(engine: str, image: str, tag: str, ctx: Path, digests: dict[str,
         if stale:
             problems.append(f"/app differs from {shown(ctx)}/app in: {', '.join(stale[:4])}")
     if problems:
-        tags = engine_run(engine, ["image", "inspect", "--format", "{{json .RepoTags}}", image],
-                          capture_output=True, text=True).stdout.strip()  # fmt: skip
-        if tags in ("[]", "null", ""):
-            engine_run(engine, ["rmi", image], capture_output=True)
+        remove_untagged(engine, image)
         raise ScriptError(f"refusing to tag {tag}: the built image {image[:19]} does not match "
                           f"its inputs: {'; '.join(problems)}")  # fmt: skip
     checked[key] = expected

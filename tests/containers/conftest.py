@@ -6,6 +6,7 @@ with the command to build it. Containers are named `grocery-test-...` and always
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -96,6 +97,9 @@ def probes() -> dict[tuple[str, str], dict]:
             result.update(run_json(ref, PROBE_FS, user="0:0"))
             result["config_user"] = engine(["image", "inspect", "--format",
                                             "{{.Config.User}}", ref]).strip()  # fmt: skip
+            exposed = engine(["image", "inspect", "--format", "{{json .Config.ExposedPorts}}",
+                              ref]).strip()  # fmt: skip
+            result["exposed"] = sorted(json.loads(exposed) or {})
         except AssertionError as exc:
             return exc
         return result

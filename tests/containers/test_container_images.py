@@ -23,6 +23,13 @@ def test_runs_as_nonroot(app: str, variant: str, probe: dict) -> None:
 
 
 @EACH_IMAGE
+def test_declares_its_port_if_a_service(app: str, variant: str, probe: dict) -> None:
+    """EXPOSE from apps.toml's port (`docker run -P` publishes it); a job declares none."""
+    port = APPS[app].get("port")
+    assert probe["exposed"] == ([f"{port}/tcp"] if port else [])
+
+
+@EACH_IMAGE
 def test_distributions_equal_the_lock(app: str, variant: str, probe: dict) -> None:
     installed, locked = set(probe["dists"]), lock_pins(app)
     assert installed - locked == set(), "installed but not in the lock"

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from containers_support import ROOT, VENV_PYTHON, common, copy_repository
+from containers_support import ROOT, VENV_PYTHON, common, copy_repository, read_lock
 
 pytestmark = pytest.mark.container
 
@@ -43,7 +43,8 @@ PROBE = "dockerfiles/runtime/healthcheck.py"
 HELPER = "dockerfiles/runtime/scrub_venv.py"
 MODEL = "artifacts/tabular/model.skops"
 ENV_BEFORE = 'env = { MODEL_DIR = "/app/model" }\n'
-ENV_AFTER = 'env = { MODEL_DIR = "/app/modeL" }\n'  # same size
+MODEL_DIR = f"/app/{uuid.uuid4().hex[:5]}"  # as long as /app/model
+ENV_AFTER = f'env = {{ MODEL_DIR = "{MODEL_DIR}" }}\n'  # same size
 PRUNED = "sklearn/datasets/descr"
 DROPPED_PIN = "threadpoolctl"
 ALTERED_WHEEL = "itsdangerous-2.2.0-py3-none-any.whl"
@@ -69,22 +70,23 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def flip_case_in_docstring(path: Path) -> None:
-    """Change one letter of the module's docstring in place: same size, other bytes."""
+def scramble_docstring(path: Path) -> None:
+    """Replace 8 letters of the module's docstring with random ones, in place: same size,
+    bytes no earlier run made (so no engine can hold them in its cache)."""
     data = bytearray(path.read_bytes())
     start = data.index(b'"""') + 3
-    index = next(i for i in range(start, len(data)) if chr(data[i]).isalpha())
-    data[index] = ord(chr(data[index]).swapcase())
+    letters = [i for i in range(start, data.index(b'"""', start)) if chr(data[i]).isalpha()]
+    for index, char in zip(letters[:8], uuid.uuid4().hex, strict=False):
+        data[index] = ord("g") + int(char, 16)  # g..v: letters
     with path.open("r+b") as handle:  # in place: same inode, same size
         handle.write(bytes(data))
 
 
-def flip_byte(path: Path) -> None:
+def scramble_bytes(path: Path) -> None:
+    """Overwrite 16 bytes in the middle of the file with random ones, in place."""
     with path.open("r+b") as handle:
         handle.seek(path.stat().st_size // 2)
-        byte = handle.read(1)
-        handle.seek(-1, os.SEEK_CUR)
-        handle.write(bytes([byte[0] ^ 0xFF]))
+        handle.write(uuid.uuid4().bytes)
 
 
 @dataclass
@@ -130,6 +132,17 @@ class Copy:
         assert result.returncode == 0, f"make image failed:\n{result.stdout[-3000:]}{result.stderr}"
         return result.stdout
 
+    def explain(self) -> dict[str, str]:
+        """{step: its line} from `make explain` (the record of the last build)."""
+        result = subprocess.run(
+            ["make", "-s", "-C", str(self.root), "explain", f"APP={APP}",
+             f"VARIANT={self.variant}", f"ENGINE={self.engine}"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        lines = [ln for ln in result.stdout.splitlines() if ln.startswith(f"{APP}:")]
+        return {ln.split(" ", 2)[1].rstrip(":"): ln.split(" ", 2)[2] for ln in lines}
+
     def build_log(self) -> str:
         return self.path(f"build/logs/{APP}-{self.variant}.log").read_text()
 
@@ -172,21 +185,23 @@ def copy(request: pytest.FixtureRequest) -> Iterator[Copy]:
 def test_every_input_edited_in_place_reaches_the_image(copy: Copy) -> None:
     copy.build()
     original_id, original_layers = copy.image_id(), copy.layers()
+    copy.build()  # a no-op: every step cached, nothing unexplained
+    assert set(copy.explain().values()) == {"cached"}
     before = copy.probe(f"/app/{SOURCE.removeprefix('src/')}", "/app/healthcheck.py")
 
     # 1. app layer: source, model, apps.toml value, health probe; all same size, in place.
-    copy.edit(SOURCE, flip_case_in_docstring)
-    copy.edit(MODEL, flip_byte)
+    copy.edit(SOURCE, scramble_docstring)
+    copy.edit(MODEL, scramble_bytes)
     copy.edit("dockerfiles/apps.toml",
               lambda p: p.write_text(p.read_text().replace(ENV_BEFORE, ENV_AFTER)))  # fmt: skip
-    copy.edit(PROBE, flip_case_in_docstring)
+    copy.edit(PROBE, scramble_docstring)
     altered = copy.engine == "docker" and copy.variant == "pip"
     if altered:  # a locked wheel changed in place: its hard link broken first (a copy)
         wheel = copy.path(f"build/wheelhouse/{ALTERED_WHEEL}")
         locked = sha(wheel.read_bytes())
         shutil.copy2(wheel, wheel.with_suffix(".tmp"))
         wheel.with_suffix(".tmp").replace(wheel)
-        flip_byte(wheel)
+        scramble_bytes(wheel)
     output = copy.build()
     after = copy.probe(f"/app/{SOURCE.removeprefix('src/')}", "/app/healthcheck.py",
                        "/app/model/model.skops")  # fmt: skip
@@ -195,17 +210,27 @@ def test_every_input_edited_in_place_reaches_the_image(copy: Copy) -> None:
     assert files["/app/healthcheck.py"] == sha(copy.path(PROBE).read_bytes())
     assert files["/app/model/model.skops"] == sha(copy.path(MODEL).read_bytes())
     assert files != before["files"]
-    assert after["launch"]["env"]["MODEL_DIR"] == "/app/modeL"
+    assert after["launch"]["env"]["MODEL_DIR"] == MODEL_DIR
+    explained = copy.explain()
+    assert explained["deps"] == "cached"
+    assert explained["app"].startswith("re-ran, "), explained
+    for name in (SOURCE, MODEL, PROBE, f"dockerfiles/apps.toml [{APP}] command/env/port/health"):
+        assert f"{name} changed" in explained["app"], (name, explained["app"])
     if altered:
         assert f"{ALTERED_WHEEL} does not match its locked sha256" in output
         assert sha(copy.path(f"build/wheelhouse/{ALTERED_WHEEL}").read_bytes()) == locked
 
     # 2. dependency step: a mounted helper (same size) and a new prune glob.
-    copy.edit(HELPER, flip_case_in_docstring)
+    copy.edit(HELPER, scramble_docstring)
     copy.edit("dockerfiles/apps.toml", lambda p: p.write_text(p.read_text().replace(
         'prune = ["scipy/**/tests"', f'prune = ["{PRUNED}", "scipy/**/tests"')))  # fmt: skip
     copy.build()
     assert "bench-mark begin" in copy.build_log(), "the dependency step came from the cache"
+    explained = copy.explain()
+    assert explained["deps"].startswith("re-ran, "), explained
+    assert f"dockerfiles/apps.toml [{APP}].prune changed" in explained["deps"]
+    assert f"{HELPER} changed" in explained["deps"]
+    assert "the dependency layer changed" in explained["app"], explained
     assert copy.probe()["pruned_present"] == (copy.variant != "multistage")
 
     # 3. dependency step: one pin removed from the lock.
@@ -219,11 +244,19 @@ def test_every_input_edited_in_place_reaches_the_image(copy: Copy) -> None:
     copy.build()
     dists = copy.probe()["dists"]
     assert DROPPED_PIN not in dists and "scikit-learn" in dists
+    version = next(p.version for p in read_lock(ROOT / "requirements" / f"{APP}.txt")
+                   if p.name == DROPPED_PIN)  # fmt: skip
+    explained = copy.explain()["deps"]
+    assert explained.startswith("re-ran, ")
+    assert f"requirements/{APP}.txt: -{DROPPED_PIN} {version}" in explained, explained
 
     # Every edit undone: the original image again.
     copy.undo()
     copy.build()
     assert copy.probe()["launch"]["env"]["MODEL_DIR"] == "/app/model"
+    explained = copy.explain()
+    assert all(line.startswith("cached") for line in explained.values()), explained
+    assert explained["deps"].startswith("cached, a layer built earlier from these same inputs")
     if copy.engine == "podman":
         assert copy.image_id() == original_id, "not bit-identical to the first build"
     else:

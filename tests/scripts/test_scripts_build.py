@@ -7,12 +7,14 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import tomllib
 from pathlib import Path
 
 import pytest
 
 import common
+import explain
 import wheels
 from common import ROOT, ScriptError
 
@@ -236,3 +238,70 @@ def test_a_locked_wheel_missing_from_the_wheelhouse_is_an_error(
 def test_unknown_app_is_a_clear_error(build_module, fake_repo: Path, artifacts: Path) -> None:
     with pytest.raises(ScriptError, match=r"unknown app 'nope'; choose from: backend"):
         build_module.assemble_context("nope", {}, artifacts, EPOCH)
+
+
+BUILDKIT_LOG = """\
+#5 [job 2/3] RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt echo "dependency inputs"
+#5 CACHED
+
+#6 [job 3/3] COPY app/ /app/
+#6 DONE 0.1s
+"""  # noqa: E501
+
+
+# The shape of `make explain EXPLAIN_ARGS=--json` (what CI and the bench read).
+SCHEMA = {"image": str, "engine": str, "image_id": str, "decisions": dict, "extra_args": list,
+          "steps": dict, "pins": dict, "lines": list, "warnings": list}  # fmt: skip
+
+
+class FakeEngine:
+    """An engine that says what the test tells it: the build log, the layer's history."""
+
+    def __init__(self, log: str, history: str) -> None:
+        self.log, self.history = log, history
+        self.removed: list[str] = []
+
+    def __call__(self, engine: str, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+        out = ""
+        if args[0] == "build":
+            kwargs["stdout"].write(self.log)
+            Path(args[args.index("--iidfile") + 1]).write_text("sha256:" + "f" * 64)
+        elif args[0] == "history":
+            out = self.history
+        elif args[:2] == ["image", "inspect"]:
+            out = "[]" if "RepoTags" in args[3] else "sha256:" + "b" * 64
+        elif args[0] == "rmi":
+            self.removed.append(args[1])
+        return subprocess.CompletedProcess(args, 0, out, "")
+
+
+def test_a_stale_reuse_fails_the_build_with_one_line(
+    build_module, fake_repo: Path, artifacts: Path, monkeypatch
+) -> None:
+    """An engine that reports the dependency step cached, from a layer whose recorded
+    DEPS_SHA256 is not the current one, after the lock changed: refused, not tagged."""
+    monkeypatch.setattr(build_module, "check_image", lambda *args: None)
+    ctx = build_module.assemble_context("backend", wheels.file_hashes(
+        fake_repo / "build" / "wheelhouse"), artifacts, 1_000_000_000)  # fmt: skip
+    honest_log = BUILDKIT_LOG.replace("#5 CACHED", "#5 DONE 9.0s")
+    key = build_module.step_inputs(build_module._normalize(ctx, 1_000_000_000))["DEPS_SHA256"]
+    monkeypatch.setattr(build_module, "engine_run",
+                        FakeEngine(honest_log, f"RUN |1 DEPS_SHA256={key} /bin/sh"))  # fmt: skip
+    build_module.build_image("docker", "backend", "uv", ctx, "base", 1_000_000_000, [])
+    saved = json.loads(explain.record_path("docker", "backend", "uv",
+                                           fake_repo / "build").read_text())  # fmt: skip
+    assert {key: type(saved[key]) for key in SCHEMA} == SCHEMA
+    assert saved["decisions"] == {"deps": "ran", "app": "ran"}
+
+    lock = ctx / "lock.txt"
+    lock.write_text(lock.read_text().replace("alpha==1.0", "alpha==1.1"))
+    stale = FakeEngine(BUILDKIT_LOG, f"RUN |1 DEPS_SHA256={key} /bin/sh")
+    monkeypatch.setattr(build_module, "engine_run", stale)
+    with pytest.raises(ScriptError) as error:
+        build_module.build_image("docker", "backend", "uv", ctx, "base", 1_000_000_000, [])
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"backend:uv deps: the engine reused a layer built from other "
+                              f"inputs (DEPS_SHA256 {key[:12]}, now ")  # fmt: skip
+    assert message.endswith("although requirements/backend.txt: alpha 1.0 -> 1.1: refusing it")
+    assert stale.removed == ["sha256:" + "f" * 64], "the refused image was not removed"

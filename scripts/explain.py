@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Why each image step re-ran or was reused: `make explain APP=backend VARIANT=uv [--json]`.
+
+Every image build records, per step, the digest of each of its inputs, named as a user
+knows them (a file under src/, requirements/, artifacts/, the wheelhouse, an apps.toml
+field, the base image, the Dockerfile text up to the step, a build arg), together with the
+engine's decision (cached or ran, read from BuildKit's plain progress or Podman's log), in
+build/explain/<app>-<variant>.json. Comparing it with the last build of the same image gives
+one line per step:
+
+    flask:uv deps: re-ran, requirements/flask.txt: scikit-learn 1.9.0 -> 1.9.1
+    flask:uv app: re-ran, src/flask_api/views.py changed
+    flask:uv deps: cached
+
+A step the engine reused although an input changed, and whose layer records other inputs
+than the current ones, fails the build (the safety net under the cache keys); a step the
+engine re-ran with no input changed is a warning (a pruned cache, or a nondeterministic
+input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from common import BUILD, ROOT, ScriptError, check_variant, main_wrapper, shown
+from locks import read_lock
+
+# Each step of the Dockerfiles: a marker in its instruction (for the engine's log) and in
+# the Dockerfile (the text up to and including that line is one of the step's inputs).
+STEPS = {
+    "rootfs": ("runtime-root inputs", "prune_rootfs.py /runtime"),
+    "deps": ("dependency inputs", "bench-mark end"),
+    "app": ("COPY app/ /app/", "COPY app/ /app/"),
+}
+APP_ARGS = ("APP", "VCS_URL", "VCS_REF", "CREATED")  # declared before COPY app/
+KEY = re.compile(r"DEPS_SHA256=([0-9a-f]{64})")
+
+
+def source_name(app: str, spec: dict, rel: str) -> str:
+    """The repository path (or apps.toml field) a context file comes from."""
+    runtime = "dockerfiles/runtime/"
+    if rel.startswith("app/"):
+        inner = rel.removeprefix("app/")
+        if inner == "launch.json":
+            return f"dockerfiles/apps.toml [{app}] command/env/port/health"
+        if inner in ("launch.py", "healthcheck.py"):
+            return runtime + inner
+        if inner.startswith("model/"):
+            return f"artifacts/{spec['model']}/{inner.removeprefix('model/')}"
+        return f"src/{inner}"
+    names = {"lock.txt": f"requirements/{app}.txt", "tools.txt": "requirements/tools.txt",
+             "prune.txt": f"dockerfiles/apps.toml [{app}].prune",
+             ".dockerignore": "dockerfiles/context.dockerignore"}  # fmt: skip
+    if rel in names:
+        return names[rel]
+    return f"build/wheelhouse/{rel[7:]}" if rel.startswith("wheels/") else runtime + rel
+
+
+def dockerfile_upto(dockerfile: Path, marker: str) -> str:
+    """sha256 of the Dockerfile's text up to and including the line holding marker."""
+    lines = dockerfile.read_text().splitlines(keepends=True)
+    end = next((i for i, line in enumerate(lines) if marker in line), len(lines) - 1)
+    return hashlib.sha256("".join(lines[: end + 1]).encode()).hexdigest()
+
+
+def step_inputs(engine: str, app: str, spec: dict, variant: str, digests: dict[str, str],
+                base_id: str, args: dict[str, str]) -> dict[str, dict[str, str]]:  # fmt: skip
+    """{step: {input name: digest}} for the variant's steps, from the context's digests.
+
+    The app step comes after the labels: Podman makes each LABEL a step of its own, so a new
+    revision re-runs `COPY app/`; BuildKit keeps labels in the config, so it does not."""
+    dockerfile = ROOT / "dockerfiles" / f"{variant}.Dockerfile"
+    files = {
+        "rootfs": {rel: d for rel, d in digests.items() if rel == "prune_rootfs.py"},
+        "deps": {rel: d for rel, d in digests.items()
+                 if not rel.startswith("app/") and rel != "prune_rootfs.py"},
+        "app": {rel: d for rel, d in digests.items() if rel.startswith("app/")},
+    }  # fmt: skip
+    steps: dict[str, dict[str, str]] = {}
+    for step, (_, marker) in STEPS.items():
+        if step == "rootfs" and variant != "multistage":
+            continue
+        inputs = {
+            "base image": base_id,
+            f"{shown(dockerfile)} (up to the {step} step)": dockerfile_upto(dockerfile, marker),
+        }
+        inputs |= {source_name(app, spec, rel): d for rel, d in files[step].items()}
+        if step == "app":  # after the dependency layer (and, for Podman, the labels)
+            if engine == "podman":
+                inputs |= {f"build arg {k}": f"{args[k]}" for k in APP_ARGS}
+            inputs["the dependency layer"] = hashlib.sha256(
+                json.dumps(steps["deps"], sort_keys=True).encode()).hexdigest()  # fmt: skip
+        steps[step] = inputs
+    return steps
+
+
+def lock_pins(ctx: Path, app: str) -> dict[str, dict[str, str]]:
+    """{lock's repository path: {package: version}}, to name what a lock change moved."""
+    return {f"requirements/{name}.txt": {pin.name: pin.version for pin in read_lock(ctx / rel)}
+            for name, rel in ((app, "lock.txt"), ("tools", "tools.txt"))}  # fmt: skip
+
+
+def decisions(log: str) -> dict[str, str]:
+    """{step: 'cached' | 'ran'} from BuildKit's plain progress or Podman's build log."""
+    found: dict[str, str] = {}
+    if re.search(r"^#\d+ \[", log, re.M):  # BuildKit: `#7 [builder 3/3] RUN ...`, `#7 CACHED`
+        for step, (marker, _) in STEPS.items():
+            number = next((m[1] for m in re.finditer(r"^#(\d+) \[[^\]]+\] (.*)$", log, re.M)
+                           if marker in m[2]), None)  # fmt: skip
+            if number:
+                cached = re.search(rf"^#{number} CACHED$", log, re.M)
+                found[step] = "cached" if cached else "ran"
+        return found
+    blocks = re.split(r"^(?:\[\d+/\d+\] )?STEP \d+/\d+: ", log, flags=re.M)  # Podman
+    for step, (marker, _) in STEPS.items():
+        block = next((b for b in blocks if b.split("\n", 1)[0].find(marker) >= 0), None)
+        if block is not None:
+            found[step] = "cached" if "--> Using cache" in block else "ran"
+    return found
+
+
+def describe(name: str, before: str | None, after: str | None,
+             pins: tuple[dict, dict]) -> str:  # fmt: skip
+    """One input's change, as a user thinks of it."""
+    if before is None:
+        return f"{name} added"
+    if after is None:
+        return f"{name} removed"
+    if name.startswith("requirements/") and name.endswith(".txt"):
+        old, new = pins[0].get(name, {}), pins[1].get(name, {})
+        moved = [f"{p} {old[p]} -> {new[p]}" for p in sorted(old.keys() & new.keys())
+                 if old[p] != new[p]]  # fmt: skip
+        moved += [f"+{p} {new[p]}" for p in sorted(new.keys() - old.keys())]
+        moved += [f"-{p} {old[p]}" for p in sorted(old.keys() - new.keys())]
+        return f"{name}: {', '.join(moved[:4])}" if moved else f"{name} changed (hashes only)"
+    if name == "base image":
+        return "base image changed"
+    if name.startswith("build arg "):
+        return f"{name}: {before} -> {after}"
+    return f"{name} changed"
+
+
+Findings = tuple[list[str], list[str], list[str]]
+
+
+def analyse(label: str, previous: dict | None, current: dict, found: dict[str, str],
+            recorded_key: str | None, current_key: str,
+            no_cache: bool = False) -> Findings:  # fmt: skip
+    """(lines, errors, warnings) for one build, compared with the image's previous build."""
+    lines, errors, warnings = [], [], []
+    for step, inputs in current["steps"].items():
+        decision = found.get(step, "unknown")
+        old = (previous or {}).get("steps", {}).get(step)
+        changed = [] if old is None else sorted(n for n in old.keys() | inputs.keys()
+                                                if old.get(n) != inputs.get(n))  # fmt: skip
+        pins = ((previous or {}).get("pins", {}), current.get("pins", {}))
+        why = [describe(n, (old or {}).get(n), inputs.get(n), pins) for n in changed]
+        if step == "deps" and decision == "cached" and recorded_key not in (None, current_key):
+            errors.append(f"{label} {step}: the engine reused a layer built from other inputs "
+                          f"(DEPS_SHA256 {recorded_key[:12]}, now {current_key[:12]})"
+                          + (f" although {why[0]}" if why else "") + ": refusing it")  # fmt: skip
+        elif decision == "ran" and why:
+            lines.append(f"{label} {step}: re-ran, {'; '.join(why)}")
+        elif decision == "ran" and no_cache:
+            lines.append(f"{label} {step}: re-ran, --no-cache")
+        elif decision == "ran" and old is None:
+            lines.append(f"{label} {step}: ran (no earlier build of this image recorded here)")
+        elif decision == "ran":
+            lines.append(f"{label} {step}: re-ran with no input changed")
+            warnings.append(f"{label} {step}: re-ran although no input changed: the engine no "
+                            "longer had it cached (pruned, --no-cache), or an input is not "
+                            "deterministic")  # fmt: skip
+        elif decision == "cached" and why:
+            lines.append(f"{label} {step}: cached, a layer built earlier from these same "
+                         f"inputs ({'; '.join(why)})")  # fmt: skip
+        else:
+            lines.append(f"{label} {step}: {decision}")
+    return lines, errors, warnings
+
+
+def recorded_deps_key(history: str) -> str | None:
+    """The DEPS_SHA256 the image's dependency layer was built with (pip and uv images)."""
+    found = KEY.findall(history)
+    return found[-1] if found else None
+
+
+def record_path(engine: str, app: str, variant: str, build: Path = BUILD) -> Path:
+    return build / "explain" / engine / f"{app}-{variant}.json"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--app", default=os.environ.get("APP", "backend"))
+    parser.add_argument("--variant", default=os.environ.get("VARIANT", "uv"))
+    parser.add_argument("--engine", default=os.environ.get("ENGINE", "docker"))
+    parser.add_argument("--json", action="store_true", help="the whole record, as JSON")
+    args = parser.parse_args()
+    path = record_path(args.engine, args.app, check_variant(args.variant))
+    if not path.is_file():
+        image = f"APP={args.app} VARIANT={args.variant} ENGINE={args.engine}"
+        raise ScriptError(f"no build of {args.app}:{args.variant} recorded in {shown(path)}: "
+                          f"run `make image {image}` first")  # fmt: skip
+    record = json.loads(path.read_text())
+    if args.json:
+        json.dump(record, sys.stdout, indent=1, sort_keys=True)
+        print()
+    else:
+        print("\n".join(record["lines"] + [f"warning: {w}" for w in record["warnings"]]))
+    return 0
+
+
+if __name__ == "__main__":
+    main_wrapper(main)
