@@ -191,7 +191,9 @@ def recorded_deps_key(history: str) -> str | None:
 
 
 def record_path(engine: str, app: str, variant: str, build: Path = BUILD) -> Path:
-    return build / "explain" / engine / f"{app}-{variant}.json"
+    """The record of the last build of IMAGE_PREFIX<app>:<variant> with this engine."""
+    prefix = os.environ.get("IMAGE_PREFIX", "grocery-")
+    return build / "explain" / engine / f"{prefix}{app}-{variant}.json"
 
 
 def main() -> int:

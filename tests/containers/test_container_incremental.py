@@ -137,6 +137,7 @@ class Copy:
         result = subprocess.run(
             ["make", "-s", "-C", str(self.root), "explain", f"APP={APP}",
              f"VARIANT={self.variant}", f"ENGINE={self.engine}"],
+            env=dict(os.environ, IMAGE_PREFIX=self.prefix),
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
