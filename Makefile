@@ -7,10 +7,25 @@ SHELL := bash
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-builtin-rules --no-print-directory
 
+ifneq ($(filter 3.80 3.81,$(MAKE_VERSION)),)
+$(error GNU Make $(MAKE_VERSION) is too old for this Makefile (it needs 3.82 or newer): on macOS `brew install make`, then run `gmake`)
+endif
+
 # ---- host tools -----------------------------------------------------------------------
-PYTHON ?= python3.11
+# PYTHON runs the build tooling: any CPython 3.11 or newer (the images carry their own).
+# VENV_PYTHON makes the test venv, which installs the images' locks: CPython 3.11 on Linux
+# x86_64 only (`make images` needs no venv).
+PYTHON ?= python3
+VENV_PYTHON ?= python3.11
 VENV ?= .venv
 VPY := $(VENV)/bin/python
+PYTHON_CHECK := $(shell $(PYTHON) -c 'import sys; print("ok" if sys.version_info >= (3, 11) else "is Python %d.%d" % sys.version_info[:2])' 2>/dev/null || echo "was not found")
+ifneq ($(PYTHON_CHECK),ok)
+ifneq ($(filter-out help,$(or $(MAKECMDGOALS),help)),)
+$(error PYTHON=$(PYTHON) $(PYTHON_CHECK): the build tooling needs CPython 3.11 or newer (set PYTHON=...))
+endif
+endif
+VENV_CHECK := import platform, sys; ok = sys.version_info[:2] == (3, 11) and sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64"); print("" if ok else "is Python " + platform.python_version() + " on " + sys.platform + "/" + platform.machine())
 # PyTorch's CPU wheels are not on PyPI; pip finds them on this page (see requirements/).
 TORCH_FIND_LINKS ?= https://download.pytorch.org/whl/cpu/torch/
 PIP_INSTALL_ARGS ?= --retries 1
@@ -32,6 +47,9 @@ ARTIFACTS ?= artifacts
 # or podman. BASE_IMAGE: every variant's base, pinned by digest; when it cannot be pulled a
 # Debian-built equivalent (LOCAL_BASE) is made with mmdebstrap and used instead.
 ENGINE ?= docker
+# The images' platform (every build, pull and run): the one the locks and the wheelhouse are
+# for. Other hosts (Apple silicon) build and run it under emulation.
+PLATFORM ?= linux/amd64
 # APPS: every table of dockerfiles/apps.toml, the one list of apps (add yours there).
 APPS ?= $(shell $(PYTHON) -c 'import tomllib; print(*tomllib.load(open("dockerfiles/apps.toml", "rb")))' 2>/dev/null)
 VARIANTS ?= pip uv multistage
@@ -41,7 +59,7 @@ TRAINER_VARIANT ?= uv
 BASE_IMAGE ?= python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 LOCAL_BASE ?= grocery-base:bookworm-py3.11
 COMPOSE_PROJECT ?= grocery
-export ENGINE BASE_IMAGE LOCAL_BASE TRAINER_VARIANT TORCH_FIND_LINKS
+export ENGINE BASE_IMAGE LOCAL_BASE TRAINER_VARIANT TORCH_FIND_LINKS PLATFORM
 # Extra arguments for the engine's build command (one per word), e.g. CI's layer cache:
 # BUILD_ARGS="--load --cache-from=type=gha,scope=x --cache-to=type=gha,mode=max,scope=x"
 BUILD_ARGS ?=
@@ -60,13 +78,15 @@ help: ## Show this help (the default goal)
 	@echo "Variables (current value):"
 	@echo "  ENGINE=$(ENGINE) APPS='$(APPS)' VARIANTS='$(VARIANTS)' APP=$(APP) VARIANT=$(VARIANT)"
 	@echo "  BASE_IMAGE=$(BASE_IMAGE)"
-	@echo "  LOCAL_BASE=$(LOCAL_BASE) ARTIFACTS=$(ARTIFACTS) PYTHON=$(PYTHON)"
+	@echo "  LOCAL_BASE=$(LOCAL_BASE) ARTIFACTS=$(ARTIFACTS) PLATFORM=$(PLATFORM)"
+	@echo "  PYTHON=$(PYTHON) VENV_PYTHON=$(VENV_PYTHON)"
 
 # ---- Python environment and locks ---------------------------------------------------------
 $(VENV)/.installed: requirements/dev.txt
 	@echo ">> creating $(VENV) from requirements/dev.txt"
-	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)" >&2; exit 1; }
-	@[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
+	@problem=$$($(VENV_PYTHON) -c '$(VENV_CHECK)' 2>/dev/null || echo "was not found"); \
+	  [ -z "$$problem" ] || { echo "error: VENV_PYTHON=$(VENV_PYTHON) $$problem: the test venv installs the images' locks, which need CPython 3.11 on Linux x86_64 (set VENV_PYTHON=..., or run the tests in \`nix develop\` or a python:3.11 container; \`make images\` needs no venv)" >&2; exit 1; }
+	@[ -x $(VPY) ] || $(VENV_PYTHON) -m venv $(VENV)
 	@$(VPY) -m pip install --quiet --require-hashes --no-deps $(PIP_INSTALL_ARGS) \
 	  --find-links $(TORCH_FIND_LINKS) -r requirements/dev.txt
 	@touch $@

@@ -49,6 +49,7 @@ from common import (
     shown,
     source_date_epoch,
     step,
+    target_platform,
 )  # fmt: skip
 from locks import read_lock
 from wheels import ensure_wheelhouse
@@ -357,6 +358,7 @@ def run_trainer(engine: str, variant: str, out: Path) -> None:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
+    target_platform()  # an unsupported PLATFORM is refused before anything runs
     apps = args.apps or list(load_apps())
     variants = [check_variant(v) for v in (args.variants or VARIANTS)]
     for app in apps:

@@ -235,8 +235,31 @@ def engine_command(engine: str) -> tuple[list[str], dict[str, str]]:
     )
 
 
+# The images' platform: the locks and the wheelhouse hold CPython 3.11 wheels for Linux
+# x86_64. Every build, pull, run and create names it (engine_run), so an engine whose own
+# platform differs (Docker Desktop on Apple silicon) emulates it instead of picking its own.
+PLATFORMS = ("linux/amd64",)
+PLATFORM_COMMANDS = ("build", "pull", "run", "create")
+
+
+def target_platform() -> str:
+    """PLATFORM (default linux/amd64), refused with one line when the locks do not cover it."""
+    value = os.environ.get("PLATFORM") or PLATFORMS[0]
+    if value not in PLATFORMS:
+        raise ScriptError(
+            f"PLATFORM={value} is not covered by the locks and the wheelhouse (CPython 3.11 "
+            f"wheels for {', '.join(PLATFORMS)}): build {PLATFORMS[0]}, which arm64 hosts "
+            "(Apple silicon) run under emulation"
+        )
+    return value
+
+
 def engine_run(engine: str, args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    """Run the engine client with args; kwargs go to subprocess.run (check=False default)."""
+    """Run the engine client with args; kwargs go to subprocess.run (check=False default).
+
+    build, pull, run and create get `--platform PLATFORM` unless args name one already."""
+    if args and args[0] in PLATFORM_COMMANDS and not any(a.startswith("--platform") for a in args):
+        args = [args[0], f"--platform={target_platform()}", *args[1:]]
     command, extra_env = engine_command(engine)
     env = dict(os.environ, **extra_env, **kwargs.pop("env", {}))
     kwargs.setdefault("check", False)

@@ -17,7 +17,16 @@ import sys
 import time
 from pathlib import Path
 
-from common import ROOT, ScriptError, engine_command, engine_run, main_wrapper, note, step
+from common import (
+    ROOT,
+    ScriptError,
+    engine_command,
+    engine_run,
+    main_wrapper,
+    note,
+    step,
+    target_platform,
+)  # fmt: skip
 
 DOCKERD_LOG = Path(os.environ.get("DOCKERD_LOG", "/var/log/grocery-dockerd.log"))
 
@@ -106,8 +115,29 @@ def ensure_podman() -> None:
     note("podman answers")
 
 
+# What engines call their architecture, as a platform's architecture.
+ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+INFO_ARCH = {"docker": "{{.Architecture}}", "podman": "{{.Host.Arch}}"}
+
+
+def note_emulation(engine: str, platform: str) -> None:
+    """One line when the engine's own architecture is not the images' platform."""
+    result = engine_run(engine, ["info", "--format", INFO_ARCH[engine]], capture_output=True,
+                        text=True, timeout=30)  # fmt: skip
+    native = result.stdout.strip()
+    wanted = platform.split("/")[1]
+    if native and ARCHES.get(native, native) != wanted:
+        note(
+            f"this {engine} engine runs on {native}: the images are built and run for "
+            f"{platform} under emulation (several times slower). If a step fails with "
+            "'exec format error', turn emulation on: Docker Desktop has it built in (Apple "
+            "silicon: Settings > General > Rosetta); on Linux install qemu-user-static"
+        )
+
+
 def ensure(engine: str) -> None:
     """Make sure ENGINE answers, installing and starting it on a fresh Debian machine."""
+    platform = target_platform()  # an unsupported PLATFORM stops here, before anything runs
     step(f"checking the container engine ({engine})")
     if engine == "podman":
         ensure_podman()
@@ -115,6 +145,7 @@ def ensure(engine: str) -> None:
         ensure_docker()
     else:
         raise ScriptError(f"unknown ENGINE {engine!r}; choose docker or podman")
+    note_emulation(engine, platform)
 
 
 def main() -> int:

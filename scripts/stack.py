@@ -37,6 +37,7 @@ from common import (
     main_wrapper,
     note,
     step,
+    target_platform,
 )  # fmt: skip
 
 COMPOSE_FILE = ROOT / "dockerfiles" / "compose.yaml"
@@ -78,6 +79,7 @@ def stack_env(project: str, variant: str) -> dict[str, str]:
     """The variables dockerfiles/compose.yaml reads."""
     return {
         "VARIANT": variant,
+        "PLATFORM": target_platform(),
         "IMAGE_PREFIX": image_prefix(),
         "BACKEND_PORT": str(host_port("backend")),
         "FRONTEND_PORT": str(host_port("frontend")),
