@@ -4,7 +4,7 @@
                                   [--workers 2] [--port 0] [--out build/bench-serve.json]
 
 The server is started with `python -m backend` (uvicorn with TCP_NODELAY kept for several
-workers, see backend/serve.py); `--launcher uvicorn` uses plain uvicorn instead.
+workers, see src/serving/server.py); `--launcher uvicorn` uses plain uvicorn instead.
 
 The load generator is a single asyncio thread with one keep-alive socket per simulated
 client, sending a pre-built multipart request: it stays light on CPU so that the server gets

@@ -1,8 +1,8 @@
-"""`python -m backend`: see `backend.serve`."""
+"""`python -m backend [--port 8000] [--workers N] ...`: the backend through `serving`."""
 
 import sys
 
-from backend.serve import main
+from serving.server import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["backend.main:app", *sys.argv[1:]]))

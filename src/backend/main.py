@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import torch
 from fastapi import FastAPI
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         app.state.classifier = classifier
         app.state.samples = SampleStore(settings.samples_dir, classifier.classes)
+        app.state.decode_slots = anyio.CapacityLimiter(settings.DECODE_WORKERS)
         logger.info(
             "model %s loaded from %s (%d classes, %d samples in %s, torch threads %d)",
             classifier.version,

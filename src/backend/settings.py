@@ -18,6 +18,11 @@ class Settings(BaseSettings):
     SAMPLES_DIR: Path | None = None  # default: MODEL_DIR / "samples"
     MAX_UPLOAD_BYTES: int = Field(default=5 * 1024 * 1024, gt=0)
     MAX_IMAGE_PIXELS: int = Field(default=4096 * 4096, gt=0)
+    MAX_JPEG_SCANS: int = Field(default=64, gt=0)
+    # Decoding and inference run in this many threads per worker; a request that waits more
+    # than QUEUE_TIMEOUT seconds for one is answered 503 with Retry-After.
+    DECODE_WORKERS: int = Field(default=2, gt=0)
+    QUEUE_TIMEOUT: float = Field(default=5.0, gt=0)
     TORCH_THREADS: int = Field(default=1, ge=1)
     LOG_LEVEL: str = "INFO"
 

@@ -1,4 +1,4 @@
-"""WSGI entry point: ``gunicorn flask_api.wsgi:app --bind 0.0.0.0:8080``."""
+"""WSGI entry point: ``python -m serving flask_api.wsgi:app --interface wsgi``."""
 
 from flask_api import create_app
 

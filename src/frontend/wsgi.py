@@ -1,4 +1,4 @@
-"""WSGI entry point: `gunicorn frontend.wsgi:server --bind 0.0.0.0:8050`."""
+"""WSGI entry point: `python -m serving frontend.wsgi:server --interface wsgi`."""
 
 from frontend.app import create_app
 

@@ -14,6 +14,7 @@ from backend_support import (
 )
 from fastapi.testclient import TestClient
 
+from backend.main import create_app
 from grocery import CLASSES
 
 
@@ -225,12 +226,44 @@ def test_many_bad_requests_then_good(client: TestClient, predict_ok) -> None:
     assert client.get("/health").json()["status"] == "ok"
 
 
-def test_large_upload_is_classified_off_the_event_loop(client: TestClient, predict_ok) -> None:
-    from backend.routers.predict import INLINE_MAX_BYTES
+def test_every_upload_is_classified_off_the_event_loop(client: TestClient, png: bytes,
+                                                       monkeypatch) -> None:  # fmt: skip
+    """Decoding (even of a small upload: a crafted one can be costly) never runs on the loop."""
+    import threading
 
-    data = image_bytes((320, 320))  # noise: about 300 KiB
-    assert INLINE_MAX_BYTES < len(data) <= TEST_MAX_UPLOAD_BYTES
-    response = post_file(client, data)
-    assert response.status_code == 200, response.text
-    assert set(response.json()["probabilities"]) == set(CLASSES)
-    predict_ok()
+    from backend.routers import predict
+
+    threads = []
+    classify = predict._classify
+    monkeypatch.setattr(predict, "_classify", lambda *args: threads.append(
+        threading.current_thread()) or classify(*args))  # fmt: skip
+    assert post_file(client, png).status_code == 200
+    assert threads and threads[0] is not threading.main_thread()
+    assert threads[0].name != "MainThread"
+
+
+def test_busy_decoding_slots_answer_503_with_retry_after(settings, monkeypatch, png) -> None:
+    """With every slot held longer than QUEUE_TIMEOUT, a request is not queued without end."""
+    import threading
+    import time
+
+    from backend.routers import predict
+
+    classify = predict._classify
+
+    def slow(*args):
+        time.sleep(1.0)
+        return classify(*args)
+
+    monkeypatch.setattr(predict, "_classify", slow)
+    busy = settings.model_copy(update={"DECODE_WORKERS": 1, "QUEUE_TIMEOUT": 0.2})
+    with TestClient(create_app(busy), raise_server_exceptions=False) as busy_client:
+        first: list = []
+        holder = threading.Thread(target=lambda: first.append(post_file(busy_client, png)))
+        holder.start()
+        time.sleep(0.3)  # the first request holds the only slot
+        refused = post_file(busy_client, png)
+        holder.join()
+    assert first[0].status_code == 200
+    assert_error(refused, 503, "busy", "retry")
+    assert refused.headers["retry-after"] == "1"

@@ -110,6 +110,15 @@ def lock_pins(app: str) -> set[str]:
     return {f"{pin.name}=={pin.version}" for pin in read_lock(ROOT / "requirements" / f"{app}.txt")}
 
 
+def multipart(field: str, filename: str, data: bytes, content_type: str) -> tuple[bytes, str]:
+    """(body, Content-Type) of a multipart form with one file field."""
+    boundary = uuid.uuid4().hex
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n')  # fmt: skip
+    return head.encode() + data + f"\r\n--{boundary}--\r\n".encode(), (
+        f"multipart/form-data; boundary={boundary}")  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -42,9 +42,9 @@ SOURCE = "src/flask_api/views.py"
 PROBE = "dockerfiles/runtime/healthcheck.py"
 HELPER = "dockerfiles/runtime/scrub_venv.py"
 MODEL = "artifacts/tabular/model.skops"
-ENV_BEFORE = 'env = { MODEL_DIR = "/app/model" }\n'
+ENV_BEFORE = 'env = { MODEL_DIR = "/app/model", MAX_CONTENT_LENGTH'
 MODEL_DIR = f"/app/{uuid.uuid4().hex[:5]}"  # as long as /app/model
-ENV_AFTER = f'env = {{ MODEL_DIR = "{MODEL_DIR}" }}\n'  # same size
+ENV_AFTER = f'env = {{ MODEL_DIR = "{MODEL_DIR}", MAX_CONTENT_LENGTH'  # same size
 PRUNED = "sklearn/datasets/descr"
 DROPPED_PIN = "threadpoolctl"
 ALTERED_WHEEL = "itsdangerous-2.2.0-py3-none-any.whl"

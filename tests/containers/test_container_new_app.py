@@ -56,10 +56,11 @@ def health():
 TABLE = f"""
 [{NAME}]
 description = "A throwaway service added by a test"
-packages = ["{NAME}"]
+packages = ["{NAME}", "serving"]
 port = {PORT}
 health = "/health"
-command = ["gunicorn", "{NAME}.wsgi:app", "--bind", "0.0.0.0:{{port}}", "--worker-tmp-dir", "/tmp"]
+command = ["python", "-m", "serving", "{NAME}.wsgi:app", "--interface", "wsgi",
+           "--port", "{{port}}"]
 """
 DISTS = """
 import importlib.metadata as md, json, re
@@ -85,7 +86,7 @@ def repo() -> Iterator[Path]:
         (copy / "src" / NAME).mkdir()
         (copy / "src" / NAME / "__init__.py").write_text('"""A throwaway service."""\n')
         (copy / "src" / NAME / "wsgi.py").write_text(WSGI)
-        (copy / "requirements" / f"{NAME}.in").write_text("flask\ngunicorn\n")
+        (copy / "requirements" / f"{NAME}.in").write_text("flask\nuvicorn\n")
         with (copy / "requirements" / "dev.in").open("a") as handle:
             handle.write(f"-r {NAME}.in\n")
         with (copy / "dockerfiles" / "apps.toml").open("a") as handle:

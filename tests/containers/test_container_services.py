@@ -9,10 +9,9 @@ from __future__ import annotations
 import io
 import json
 import time
-import uuid
 
 import pytest
-from containers_support import NONROOT, SERVICES, VARIANTS, Service, engine, http
+from containers_support import SERVICES, VARIANTS, Service, engine, http, multipart
 from PIL import Image
 
 pytestmark = pytest.mark.container
@@ -31,54 +30,6 @@ def png_bytes() -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def multipart(field: str, filename: str, data: bytes, content_type: str) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
-            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-@EACH_SERVICE
-def test_reaches_healthy(app: str, variant: str, service: Service) -> None:
-    assert service.state() == ("running", "healthy")
-
-
-@EACH_SERVICE
-def test_serves_as_nonroot(app: str, variant: str, service: Service) -> None:
-    """PID 1 (the server itself, exec'd by launch.py) runs as 65532."""
-    status = engine(["exec", service.name, "/opt/venv/bin/python", "-c",
-                     "print(open('/proc/1/status').read())"])  # fmt: skip
-    uids = next(line.split()[1:] for line in status.splitlines() if line.startswith("Uid:"))
-    assert set(uids) == {NONROOT}
-    cmdline = engine(["exec", service.name, "/opt/venv/bin/python", "-c", PID1_COMMAND])
-    # launch.py exec'd the image's command (/app/launch.json): the server itself is PID 1.
-    spec = json.loads(engine(["exec", service.name, "/opt/venv/bin/python", "-c",
-                              "print(open('/app/launch.json').read())"]))  # fmt: skip
-    expected = [part.replace("{port}", str(spec["port"])) for part in spec["command"]][1:]
-    assert cmdline.splitlines()[-len(expected) :] == expected
-    assert "launch.py" not in cmdline
-
-
-@EACH_SERVICE
-def test_answers_on_published_port(app: str, variant: str, service: Service) -> None:
-    path = "/" if app == "frontend" else "/health"
-    status, body = http(f"{service.url}{path}")
-    assert status == 200, body[:500]
-    if app == "backend":
-        health = json.loads(body)
-        assert health["status"] == "ok" and health["model_loaded"] is True
-    elif app == "flask":
-        assert json.loads(body)["status"] == "healthy"
-    else:
-        assert b"_dash-config" in body or b"dash" in body.lower()
 
 
 @pytest.mark.parametrize(("app", "variant"), [("backend", v) for v in VARIANTS], ids=VARIANTS)

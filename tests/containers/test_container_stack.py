@@ -103,5 +103,5 @@ def test_up_timeout_names_the_service_and_its_last_log_lines() -> None:
     assert up.returncode == 1
     assert up.stderr.count("\n") == 1, up.stderr
     assert "stack: error: backend is not healthy after 8 s" in up.stderr
-    assert "last log lines:" in up.stderr and "Listening at" in up.stderr  # gunicorn's log
+    assert "last log lines:" in up.stderr and "Uvicorn running on" in up.stderr  # its log
     assert down.returncode == 0 and leftovers(project) == ([], [])

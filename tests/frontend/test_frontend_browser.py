@@ -28,7 +28,7 @@ SAMPLE_CLASSES = ("apple", "banana", "lemon")
 START_TIMEOUT = 60.0
 UI_TIMEOUT = 15.0
 UVICORN = (sys.executable, "-m", "uvicorn", "backend.main:app")
-GUNICORN = (sys.executable, "-m", "gunicorn", "frontend.wsgi:server")
+SERVING = (sys.executable, "-m", "serving", "frontend.wsgi:server", "--interface", "wsgi")
 
 
 def _browser_available() -> None:
@@ -126,14 +126,14 @@ def backend_url(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture(scope="module")
 def start_frontend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
-    """Start `gunicorn frontend.wsgi:server` against an API_URL; returns its URL."""
+    """Start `python -m serving frontend.wsgi:server` against an API_URL; returns its URL."""
     services: list[Service] = []
 
     def start(api_url: str) -> str:
         port = free_port()
         service = Service(
             "frontend",
-            [*GUNICORN, "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"],
+            [*SERVING, "--host", "127.0.0.1", "--port", str(port)],
             {"API_URL": api_url, "REQUEST_TIMEOUT": "3"},
             tmp_path_factory.mktemp("logs") / f"frontend-{port}.log",
         )

@@ -162,3 +162,33 @@ def test_sniff_format() -> None:
     assert sniff_format(encode()) == "PNG"
     assert sniff_format(encode(fmt="GIF")) == "GIF"
     assert sniff_format(b"nothing") is None
+
+
+def progressive_jpeg(size: tuple[int, int] = (256, 192)) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(encode(size, "PNG"))).save(buffer, "JPEG", progressive=True)
+    return buffer.getvalue()
+
+
+def test_a_jpeg_with_more_scans_than_allowed_is_refused_before_decoding() -> None:
+    data = progressive_jpeg()
+    scans = data.count(b"\xff\xda")
+    assert scans > 3, "libjpeg writes several scans for a progressive JPEG"
+    assert decode_image(data, max_jpeg_scans=scans).size == (256, 192)
+    with pytest.raises(ImageTooLarge, match=rf"JPEG has {scans} scans; the limit is 3"):
+        decode_image(data, max_jpeg_scans=3)
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_no_smaller_than_the_target() -> None:
+    image = decode_image(progressive_jpeg((1024, 768)), target=(64, 64))
+    assert image.size == (128, 96), "1/8 scale: the smallest DCT scale still >= 64 per side"
+    assert decode_image(encode((1024, 768), "PNG"), target=(64, 64)).size == (1024, 768)
+
+
+def test_the_exif_orientation_is_applied_as_in_training() -> None:
+    """A phone photo stored landscape with `rotate 90` in its EXIF is served upright."""
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
+    Image.open(io.BytesIO(encode((40, 20), "PNG"))).save(buffer, "JPEG", exif=exif)
+    assert decode_image(buffer.getvalue()).size == (20, 40)

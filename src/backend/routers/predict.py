@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, File, HTTPException, Request, Response, UploadFile, status
 from fastapi.routing import APIRoute
-from starlette.concurrency import run_in_threadpool
 
 from backend.deps import ClassifierDep, SettingsDep
 from backend.inference import Classifier, Prediction
@@ -16,12 +16,6 @@ from backend.settings import Settings
 from grocery.imaging import ImageTooLarge, decode_image
 
 MULTIPART = "multipart/form-data"
-
-# Small uploads are classified right on the event loop: decoding and the forward pass take
-# ~1 ms, less than a hop to the thread pool costs, and each worker process then uses one
-# core without GIL contention (measured faster with 2 workers). Larger uploads may take
-# long to decode, so they go to the thread pool and do not stall other requests.
-INLINE_MAX_BYTES = 256 * 1024
 
 
 class MultipartRoute(APIRoute):
@@ -48,9 +42,40 @@ router = APIRouter(tags=["predict"], route_class=MultipartRoute)
 
 def _classify(data: bytes, classifier: Classifier, settings: Settings) -> Prediction:
     image = decode_image(
-        data, max_bytes=settings.MAX_UPLOAD_BYTES, max_pixels=settings.MAX_IMAGE_PIXELS
+        data,
+        max_bytes=settings.MAX_UPLOAD_BYTES,
+        max_pixels=settings.MAX_IMAGE_PIXELS,
+        max_jpeg_scans=settings.MAX_JPEG_SCANS,
+        target=(classifier.input_size, classifier.input_size),
     )
     return classifier.predict(image)
+
+
+async def classify_in_a_slot(request: Request, file: UploadFile, classifier: Classifier,
+                             settings: Settings) -> Prediction:  # fmt: skip
+    """Read, decode and classify in one of DECODE_WORKERS slots, off the event loop.
+
+    The upload stays in its spooled temporary file until a slot is free: at most
+    DECODE_WORKERS uploads per worker are in memory, raw or decoded. Waiting is bounded:
+    after QUEUE_TIMEOUT seconds the answer is 503 with Retry-After, so a burst of expensive
+    uploads neither queues without end nor exhausts memory.
+    """
+    slots: anyio.CapacityLimiter = request.app.state.decode_slots
+    try:
+        with anyio.fail_after(settings.QUEUE_TIMEOUT):
+            await slots.acquire()
+    except TimeoutError:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"busy: all {slots.total_tokens:g} decoding slots stayed taken for "
+            f"{settings.QUEUE_TIMEOUT:g} s; retry shortly",
+            headers={"Retry-After": "1"},
+        ) from None
+    try:
+        data = await file.read(settings.MAX_UPLOAD_BYTES + 1)
+        return await anyio.to_thread.run_sync(_classify, data, classifier, settings)
+    finally:
+        slots.release()
 
 
 @router.post(
@@ -58,11 +83,13 @@ def _classify(data: bytes, classifier: Classifier, settings: Settings) -> Predic
     response_model=PredictionOut,
     responses={
         400: {"model": ErrorOut, "description": "Not an image, corrupt or truncated"},
-        413: {"model": ErrorOut, "description": "Too many bytes or pixels"},
+        413: {"model": ErrorOut, "description": "Too many bytes, pixels or JPEG scans"},
         415: {"model": ErrorOut, "description": "Not multipart, or image format not allowed"},
+        503: {"model": ErrorOut, "description": "Busy: retry after Retry-After seconds"},
     },
 )
 async def predict(
+    request: Request,
     file: Annotated[UploadFile, File(description="A PNG or JPEG image")],
     classifier: ClassifierDep,
     settings: SettingsDep,
@@ -71,9 +98,5 @@ async def predict(
     limit = settings.MAX_UPLOAD_BYTES
     if file.size is not None and file.size > limit:
         raise ImageTooLarge(f"image is {file.size} bytes; the limit is {limit} bytes")
-    data = await file.read(limit + 1)
-    if len(data) <= INLINE_MAX_BYTES:
-        prediction = _classify(data, classifier, settings)
-    else:
-        prediction = await run_in_threadpool(_classify, data, classifier, settings)
+    prediction = await classify_in_a_slot(request, file, classifier, settings)
     return PredictionOut(**prediction._asdict())

@@ -1,0 +1,82 @@
+"""The app uvicorn runs: the target app, WSGI adapted, behind a request-body limit.
+
+uvicorn imports `serving.app:create` (a factory, so that worker processes can rebuild it)
+with the target in SERVING_APP and SERVING_INTERFACE. A WSGI app runs in uvicorn's thread
+pool, which reads the whole body into memory first; so the body is read here, up to
+MAX_BODY_BYTES (else MAX_CONTENT_LENGTH, else 16 MiB), and a longer one is answered 413
+whether it declared its length or came chunked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from uvicorn.importer import import_from_string
+from uvicorn.middleware.wsgi import WSGIMiddleware
+
+DEFAULT_MAX_BODY = 16 * 1024 * 1024
+WSGI_THREADS = 8
+
+
+def body_limit() -> int:
+    for name in ("MAX_BODY_BYTES", "MAX_CONTENT_LENGTH"):
+        if os.environ.get(name):
+            return int(os.environ[name])
+    return DEFAULT_MAX_BODY
+
+
+class BufferedBodyLimit:
+    """Read the request body (at most `limit` bytes) before the app runs; over it: 413."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def refuse(self, send, status: int, message: str) -> None:
+        body = json.dumps({"error": message}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        too_large = f"request body too large: the limit is {self.limit} bytes"
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                await self.refuse(send, 400, "invalid Content-Length header")
+                return
+            if int(declared) > self.limit:
+                await self.refuse(send, 413, too_large)
+                return
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self.refuse(send, 413, too_large)
+                return
+            if not message.get("more_body"):
+                break
+        pending = iter(messages)
+
+        async def replay():
+            return next(pending, None) or await receive()
+
+        await self.app(scope, replay, send)
+
+
+def create():
+    """The ASGI app for SERVING_APP (MODULE:ATTR), as SERVING_INTERFACE says."""
+    app = import_from_string(os.environ["SERVING_APP"])
+    if os.environ.get("SERVING_INTERFACE", "asgi") == "wsgi":
+        return BufferedBodyLimit(WSGIMiddleware(app, workers=WSGI_THREADS), body_limit())
+    return app

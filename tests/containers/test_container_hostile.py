@@ -1,0 +1,192 @@
+"""Slow, idle and expensive clients against the real service images, run hardened.
+
+Every service image x variant runs with --read-only, a 64 MiB /tmp tmpfs, no capabilities
+and no-new-privileges (what `make up` uses), and must: log no error, keep its health
+endpoint answering within 1 s while 64 half-open connections and a slow body are held, and
+(the backend) refuse a crafted JPEG bomb with a 4xx within 1 s. The backend, limited to
+512 MiB, answers 32 concurrent maximum-size uploads without being killed.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from containers_support import (
+    APPS,
+    SERVICES,
+    VARIANTS,
+    Service,
+    engine,
+    http,
+    image_ref,
+    inspect,
+    multipart,
+    require_image,
+    unique_name,
+)
+from PIL import Image
+
+pytestmark = pytest.mark.container
+
+HARDENED = ["--read-only", "--tmpfs", "/tmp:size=64m", "--cap-drop", "ALL",
+            "--security-opt", "no-new-privileges"]  # fmt: skip
+SERVICE_IMAGES = [(app, variant) for app in SERVICES for variant in VARIANTS]
+IDS = [f"{a}-{v}" for a, v in SERVICE_IMAGES]
+MAX_UPLOAD = 5 * 1024 * 1024  # the backend's MAX_UPLOAD_BYTES default
+
+
+def start(app: str, variant: str, *flags: str) -> Service:
+    ref = image_ref(app, variant)
+    require_image(ref)
+    port = APPS[app]["port"]
+    name = unique_name(f"hostile-{app}-{variant}")
+    engine(["run", "--detach", "--name", name, *flags, "--publish", f"127.0.0.1::{port}", ref])
+    service = Service(app, variant, name)
+    service.url = "http://" + engine(["port", name, f"{port}/tcp"]).split()[0]
+    return service
+
+
+@pytest.fixture(scope="module", params=SERVICE_IMAGES, ids=IDS)
+def hardened(request: pytest.FixtureRequest) -> Iterator[Service]:
+    service = start(*request.param, *HARDENED)
+    try:
+        service.wait_healthy()
+        yield service
+    finally:
+        engine(["rm", "--force", service.name], check=False)
+
+
+def health_seconds(service: Service) -> float:
+    started = time.monotonic()
+    status, body = http(f"{service.url}{APPS[service.app]['health']}", timeout=5)
+    assert status == 200, body[:300]
+    return time.monotonic() - started
+
+
+def test_hardened_service_logs_no_error(hardened: Service) -> None:
+    logs = hardened.logs(lines=200)
+    bad = [ln for ln in logs.splitlines() if "error" in ln.lower() or "Traceback" in ln]
+    assert bad == [], logs
+
+
+def test_health_answers_while_64_half_open_connections_and_a_slow_body_are_held(
+    hardened: Service,
+) -> None:
+    host, port = hardened.url.removeprefix("http://").rsplit(":", 1)
+    held = [socket.create_connection((host, int(port)), timeout=5) for _ in range(65)]
+    try:
+        for sock in held[:64]:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        held[64].sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+        time.sleep(0.5)
+        worst = max(health_seconds(hardened) for _ in range(5))
+        assert worst < 1.0, f"/health took {worst:.2f} s with slow clients connected"
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def scan_bomb() -> bytes:
+    """A 4096x4096 progressive JPEG whose scans are repeated ~2,000 times (165 KB): Pillow
+    alone takes ~16 s to decode it on this project's machine."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4096, 4096), (120, 130, 140)).save(buffer, "JPEG", progressive=True)
+    data = buffer.getvalue()
+    marks = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xda"]
+    scans = [data[a:b] for a, b in itertools.pairwise(marks)]
+    small = min(scans[1:], key=len)
+    return data[: marks[-1]] + small * 2000 + data[marks[-1] :]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_backend_refuses_a_scan_bomb_fast_and_stays_healthy(variant: str) -> None:
+    service = start("backend", variant)
+    try:
+        service.wait_healthy()
+        body, content_type = multipart("file", "bomb.jpg", scan_bomb(), "image/jpeg")
+        answers: list[tuple[int, float]] = []
+
+        def send() -> None:
+            started = time.monotonic()
+            status, _ = http(f"{service.url}/predict", body, {"Content-Type": content_type}, 30)
+            answers.append((status, time.monotonic() - started))
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        worst = max(health_seconds(service) for _ in range(3))
+        sender.join()
+        ((status, seconds),) = answers
+        assert 400 <= status < 500 and seconds < 1.0, (status, seconds)
+        assert worst < 1.0
+    finally:
+        engine(["rm", "--force", service.name], check=False)
+
+
+def uploads() -> list[bytes]:
+    """16 noise PNGs just under the byte limit and 16 4096x4096 ones (a few KB, 48 MB each
+    once decoded): the most memory a request can ask for, both ways."""
+    rng = np.random.default_rng(0)
+    noise = io.BytesIO()
+    side = int((MAX_UPLOAD / 3.05) ** 0.5)
+    Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(noise, "PNG")
+    assert noise.tell() <= MAX_UPLOAD
+    flat = io.BytesIO()
+    Image.new("RGB", (4096, 4096), (10, 200, 30)).save(flat, "PNG")
+    return [noise.getvalue()] * 16 + [flat.getvalue()] * 16
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_backend_under_512_mib_answers_32_concurrent_maximum_uploads(variant: str) -> None:
+    service = start("backend", variant, "--memory", "512m", "--memory-swap", "512m")
+    try:
+        service.wait_healthy()
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def send(data: bytes) -> None:
+            body, content_type = multipart("file", "big.png", data, "image/png")
+            status, _ = http(f"{service.url}/predict", body, {"Content-Type": content_type}, 120)
+            with lock:
+                statuses.append(status)
+
+        threads = [threading.Thread(target=send, args=(data,)) for data in uploads()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(statuses) == 32
+        assert all(s == 200 or 400 <= s < 500 or s == 503 for s in statuses), statuses
+        assert inspect(service.name, "{{.State.OOMKilled}}") == "false"
+        assert health_seconds(service) < 1.0
+    finally:
+        engine(["rm", "--force", service.name], check=False)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_flask_answers_413_to_a_chunked_body_over_its_limit(variant: str) -> None:
+    """No Content-Length: the body is counted as it streams (serving), not cut and run."""
+    import http.client
+
+    service = start("flask", variant)
+    try:
+        service.wait_healthy()
+        host, port = service.url.removeprefix("http://").rsplit(":", 1)
+        limit = int(APPS["flask"]["env"]["MAX_CONTENT_LENGTH"])
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        body = b'{"features": [' + b"1.0, " * (limit // 5) + b"1.0]}"
+        connection.request("POST", "/predict", body=iter([body[:100], body[100:]]),
+                           headers={"Content-Type": "application/json"},
+                           encode_chunked=True)  # fmt: skip
+        response = connection.getresponse()
+        assert response.status == 413, response.read()[:300]
+        assert b"too large" in response.read()
+        assert health_seconds(service) < 1.0
+    finally:
+        engine(["rm", "--force", service.name], check=False)

@@ -1,0 +1,215 @@
+"""`python -m serving`: uvicorn with TCP_NODELAY, bounded request reads and a connection cap."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from serving.server import ServingConfig, make_config, parse_args
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def test_listening_socket_has_nodelay() -> None:
+    sock = ServingConfig("backend.main:app", host="127.0.0.1", port=0).bind_socket()
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()
+
+
+def test_workers_default_from_web_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    monkeypatch.delenv("PORT", raising=False)
+    args = parse_args(["backend.main:app"])
+    assert (args.host, args.port, args.workers) == ("0.0.0.0", 8000, 3)  # noqa: S104
+    assert parse_args(["x:app", "--workers", "2"]).workers == 2
+    for bad in (["--workers", "0"], ["--max-connections", "0"], ["--read-timeout", "0"]):
+        with pytest.raises(SystemExit):
+            parse_args(["x:app", *bad])
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVING_APP", "")  # make_config sets both: restored afterwards
+    monkeypatch.setenv("SERVING_INTERFACE", "")
+    monkeypatch.setenv("READ_TIMEOUT", "2.5")
+    monkeypatch.setenv("KEEPALIVE_TIMEOUT", "3")
+    monkeypatch.setenv("MAX_CONNECTIONS", "40")
+    config = make_config(parse_args(["x:app", "--interface", "wsgi"]))
+    assert (config.app, config.timeout_keep_alive, config.limit_concurrency) == (
+        "serving.app:create", 3, 40)  # fmt: skip
+    assert os.environ["SERVING_INTERFACE"] == "wsgi"
+    assert config.read_timeout == 2.5
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+WSGI_APP = """
+def app(environ, start_response):
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok %d" % len(body)]
+"""
+
+
+@pytest.fixture
+def wsgi_server(tmp_path: Path):
+    """`python -m serving tiny:app --interface wsgi --read-timeout 1` on a free port."""
+    (tmp_path / "tiny.py").write_text(WSGI_APP)
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(SRC)]),
+               MAX_BODY_BYTES="1000")  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving", "tiny:app", "--interface", "wsgi", "--host",
+         "127.0.0.1", "--port", str(port), "--read-timeout", "1", "--max-connections", "100",
+         "--no-access-log"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while True:
+        assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+    yield port
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path):
+    """The same with --workers 2 (uvicorn binds the socket itself then)."""
+    (tmp_path / "tiny.py").write_text(WSGI_APP)
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(SRC)]))
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving", "tiny:app", "--interface", "wsgi", "--host",
+         "127.0.0.1", "--port", str(port), "--workers", "2", "--no-access-log"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    yield server, port
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_two_workers_serve_keep_alive_requests_without_delayed_ack(two_workers) -> None:
+    server, port = two_workers
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    deadline = time.monotonic() + 60
+    while True:
+        assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+        try:
+            connection.request("GET", "/")
+            assert connection.getresponse().read()
+            break
+        except OSError:
+            connection.close()
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+    timings = []
+    for _ in range(10):  # same keep-alive connection
+        started = time.perf_counter()
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        assert response.status == 200
+        response.read()
+        timings.append(time.perf_counter() - started)
+    connection.close()
+    # Without TCP_NODELAY every keep-alive response waits ~40 ms for a delayed ACK.
+    assert min(timings) < 0.03, timings
+
+
+def get(port: int, path: str = "/") -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def closed_within(sock: socket.socket, seconds: float) -> bool:
+    """True when the server closes sock (EOF or reset) within seconds."""
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(1024) == b"" or True  # data (e.g. a 4xx) then close also counts
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"", b"GET / HTTP/1.1\r\nHost: x\r\n",
+     b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nabc"],
+    ids=["silent", "half-sent-headers", "half-sent-body"],
+)  # fmt: skip
+def test_a_stalled_request_is_closed_and_others_are_served(wsgi_server: int, sent: bytes) -> None:
+    stalled = [socket.create_connection(("127.0.0.1", wsgi_server)) for _ in range(20)]
+    try:
+        for sock in stalled:
+            sock.sendall(sent)
+        started = time.monotonic()
+        assert get(wsgi_server) == (200, b"ok 0"), "served while 20 clients stall"
+        assert time.monotonic() - started < 1
+        assert all(closed_within(sock, 3) for sock in stalled), "a stalled client stayed open"
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_a_complete_slow_request_is_not_cut(wsgi_server: int) -> None:
+    """The deadline is for reading the request; a client that finishes in time is served."""
+    sock = socket.create_connection(("127.0.0.1", wsgi_server), timeout=5)
+    try:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nab")
+        time.sleep(0.5)
+        sock.sendall(b"cd")
+        answer = b""
+        while b"ok 4" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, f"closed before the answer: {answer!r}"
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 OK")
+    finally:
+        sock.close()
+
+
+def post(port: int, body: bytes, chunked: bool) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        if chunked:
+            connection.request("POST", "/", body=iter([body[:10], body[10:]]),
+                               encode_chunked=True)  # fmt: skip
+        else:
+            connection.request("POST", "/", body=body)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_wsgi_body_over_max_body_bytes_is_413(wsgi_server: int, chunked: bool) -> None:
+    """The WSGI adapter reads the whole body into memory: it is capped first, chunked too."""
+    assert post(wsgi_server, b"x" * 1000, chunked) == (200, b"ok 1000")
+    status, body = post(wsgi_server, b"x" * 1001, chunked)
+    assert status == 413
+    assert json.loads(body) == {"error": "request body too large: the limit is 1000 bytes"}
