@@ -190,6 +190,7 @@ test-podman: $(VENV)/.installed ## Build every image with Podman (layer cache on
 	@$(MAKE) images ENGINE=podman
 	@echo ">> pytest (images and services built by Podman)"
 	@ENGINE=podman $(VPY) -m pytest -m container tests/containers/test_container_images.py \
+	  tests/containers/test_container_hostile.py \
 	  tests/containers/test_container_services.py $(PYTEST_ARGS)
 
 .PHONY: test-containers

@@ -64,8 +64,18 @@ def image_name(app: str, variant: str) -> str:
     return f"{prefix}{app}:{variant}"
 
 
+def _copy_tree(src: Path, dest: Path, ignore=None) -> None:
+    """Copy files only: a symlink is refused, since it could pull any file of this machine
+    (a key, another project's data) into the image, where a service may serve it."""
+    for path in sorted(src.rglob("*")):
+        if path.is_symlink():
+            raise ScriptError(f"{shown(path)} is a symlink: the build copies regular files "
+                              "only; put the file itself there")  # fmt: skip
+    shutil.copytree(src, dest, ignore=ignore)
+
+
 def _copy_package(src: Path, dest: Path) -> None:
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests", ".*"))
+    _copy_tree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests", ".*"))
 
 
 def _normalize(root: Path, epoch: int) -> dict[str, str]:
@@ -140,7 +150,7 @@ def assemble_context(app: str, wheel_hashes: dict[str, str], artifacts: Path, ep
         model = artifacts / spec["model"]
         if not model.is_dir():
             raise ScriptError(f"{app} needs a trained model in {model}: run `make train` first")
-        shutil.copytree(model, ctx / "app" / "model")
+        _copy_tree(model, ctx / "app" / "model")
     _normalize(ctx, epoch)
     return ctx
 

@@ -41,6 +41,10 @@ from common import (
 )  # fmt: skip
 
 COMPOSE_FILE = ROOT / "dockerfiles" / "compose.yaml"
+# What compose.yaml sets for every service, as engine flags (the Podman stack).
+HARDENING = ["--read-only", "--tmpfs", "/tmp:size=64m", "--cap-drop", "ALL",  # noqa: S108
+             "--security-opt", "no-new-privileges", "--pids-limit", "256"]  # fmt: skip
+MEMORY = {"backend": "1g", "frontend": "512m"}
 LABEL = "grocery.stack"
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 # service -> (container port, health path, port variable, default host port)
@@ -148,7 +152,7 @@ def plain_up(engine: str, project: str, variant: str) -> None:
             "run", "--detach", "--name", name, "--network", net, "--network-alias", service,
             "--label", f"{LABEL}={project}", "--label", f"{LABEL}.service={service}",
             "--publish", f"127.0.0.1:{host_port(service)}:{port}",
-            "--read-only", "--tmpfs", "/tmp",  # noqa: S108 - a private tmpfs, not a host path
+            *HARDENING, "--memory", MEMORY[service],
         ]  # fmt: skip
         if service == "frontend":
             args += ["--env", "API_URL=http://backend:8000"]

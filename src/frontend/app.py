@@ -223,6 +223,9 @@ def layout(settings: Settings) -> html.Div:
                             ]
                         ),
                         multiple=False,
+                        # Files up to 3x the limit reach the server and get a message there;
+                        # the browser itself refuses anything larger (body size bounded).
+                        max_size=3 * settings.max_upload_bytes,
                         style={
                             "border": "1px dashed #888",
                             "borderRadius": "6px",
@@ -273,6 +276,11 @@ def create_app(settings: Settings | None = None, client: BackendClient | None = 
     # MAX_UPLOAD_BYTES still arrive and get a clear message, but refuse absurd bodies.
     app.server.config["MAX_CONTENT_LENGTH"] = 4 * settings.max_upload_bytes + 1024 * 1024
     app.layout = layout(settings)
+
+    @app.server.errorhandler(RecursionError)
+    def _too_deep(_error: RecursionError) -> tuple[dict, int]:
+        """A callback body nested deeper than the JSON parser can follow is bad input."""
+        return {"error": "the request body is nested too deeply"}, 400
 
     @app.callback(
         [Output(i, p) for i, p in OUTPUTS],

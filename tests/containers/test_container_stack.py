@@ -65,6 +65,14 @@ def test_up_serves_frontend_to_backend_by_name_and_down_removes_all() -> None:
         assert status == 200 and b"_dash-config" in page
         status, body = http(f"http://127.0.0.1:{env['BACKEND_PORT']}/health")
         assert status == 200 and json.loads(body)["model_loaded"] is True
+        for service, memory in (("backend", 1 << 30), ("frontend", 512 << 20)):
+            ident = stack.container_id(ENGINE, project, service)
+            host = json.loads(engine(["inspect", "--format", "{{json .HostConfig}}", ident]))
+            assert host["ReadonlyRootfs"] is True
+            assert [c.upper().removeprefix("CAP_") for c in host["CapDrop"]] == ["ALL"]
+            assert any("no-new-privileges" in opt for opt in host["SecurityOpt"])
+            assert (host["Memory"], host["PidsLimit"]) == (memory, 256)
+            assert host["Tmpfs"] == {"/tmp": "size=64m"}
     finally:
         down = stack_py("down", "--project", project, env=env)
     assert down.returncode == 0, down.stderr

@@ -299,3 +299,19 @@ def test_wsgi_exposes_the_flask_server(monkeypatch: pytest.MonkeyPatch) -> None:
     # Every script is served by the app itself: no CDN.
     assert b"https://" not in page.data.split(b'id="_dash-config"')[0]
     assert b"unpkg" not in page.data and b"cdn." not in page.data
+
+
+def test_a_deeply_nested_callback_body_is_a_400_not_a_500(stub_backend: StubBackend) -> None:
+    app = create_app(Settings(api_url=stub_backend.url, request_timeout=2))
+    response = app.server.test_client().post(
+        "/_dash-update-component", data=b"[" * 100_000, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "the request body is nested too deeply"}
+
+
+def test_the_upload_box_bounds_the_file_size_in_the_browser(stub_backend: StubBackend) -> None:
+    settings = Settings(api_url=stub_backend.url, request_timeout=2, max_upload_bytes=1000)
+    upload = create_app(settings).layout.children[3].children[1]
+    assert upload.id == "upload-image"
+    assert upload.max_size == 3000

@@ -222,6 +222,18 @@ def test_reassembly_starts_from_an_empty_context(
     assert (again / "wheels" / LOCKED["backend"]["alpha"]).is_file()
 
 
+@pytest.mark.parametrize("where", ["model", "package"])
+def test_a_symlink_in_a_copied_tree_is_refused(build_module, fake_repo: Path, artifacts: Path,
+                                               tmp_path: Path, where: str) -> None:  # fmt: skip
+    secret = tmp_path / "secret.key"
+    secret.write_text("not for the image")
+    folder = artifacts / "image" / "samples" / "apple" if where == "model" else (
+        fake_repo / "src" / "backend")  # fmt: skip
+    (folder / "link.png").symlink_to(secret)
+    with pytest.raises(ScriptError, match=r"link\.png is a symlink: the build copies regular"):
+        assemble(build_module, fake_repo, "backend", artifacts)
+
+
 def test_missing_model_says_make_train(build_module, fake_repo: Path, tmp_path: Path) -> None:
     with pytest.raises(ScriptError, match=r"make train"):
         assemble(build_module, fake_repo, "backend", tmp_path / "no-artifacts")
