@@ -17,7 +17,8 @@ ENV VIRTUAL_ENV=/opt/venv \
 # code-only change reuses it. uv itself comes from the hash-locked wheelhouse (its ghcr
 # image cannot be pulled everywhere) into a throw-away venv: the image keeps no uv, no pip
 # and no cache. Bytecode is compiled hash-based, exactly as in the pip variant. The `date`
-# lines are timestamps scripts/bench_builds.py reads from the build log.
+# lines are timestamps scripts/bench_builds.py reads from the build log. The base's
+# setuid/setgid bits (su, mount, passwd, ...) are dropped: no service needs them.
 # Every file this RUN mounts reaches the cache key through DEPS_SHA256, the sha256 of every
 # context file outside app/ that scripts/build.py (step_inputs) computes from the bytes on
 # disk: Podman keys a RUN on its text, build args and parent layer, not on mounted content.
@@ -43,6 +44,7 @@ RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
       -x "py312_intrinsics" /opt/venv/lib \
  && date "+bench-mark end %s.%N" \
  && rm -rf /tmp/uv \
+ && find / -xdev -type f -perm /6000 -exec chmod ug-s {} + \
  && echo "nonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin" >> /etc/passwd \
  && echo "nonroot:x:65532:" >> /etc/group \
  && mkdir -p /home/nonroot \

@@ -9,12 +9,19 @@ workers, see src/serving/server.py); `--launcher uvicorn` uses plain uvicorn ins
 The load generator is a single asyncio thread with one keep-alive socket per simulated
 client, sending a pre-built multipart request: it stays light on CPU so that the server gets
 the cores. Loopback only; requests are bounded by --duration and --max-requests.
+
+With --hostile N (default 64) a second, mixed run follows the clean one on the same server:
+the same load with N hostile clients alongside, each holding a connection with half a
+request (headers never finished, or a body that never comes) and opening another when the
+server closes it. Goal: the mixed run keeps >= 80% of the clean run's requests/s and
+p99 <= 3x p50.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import http.client
 import io
@@ -35,6 +42,7 @@ SRC = ROOT / "src"
 HOST = "127.0.0.1"
 GOAL_RPS = 200.0
 GOAL_P99_OVER_P50 = 3.0
+MIXED_SHARE = 0.8  # the mixed run keeps at least this share of the clean run's req/s
 
 
 class BenchError(Exception):
@@ -46,6 +54,7 @@ class Stats:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     first_error: str | None = None
+    hostile_connections: list[int] = field(default_factory=lambda: [0])
 
     def error(self, message: str) -> None:
         self.errors += 1
@@ -71,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--image", type=Path, help="image to send (default: a model sample)")
     parser.add_argument("--max-requests", type=int, default=200_000)
+    parser.add_argument("--hostile", type=int, default=64,
+                        help="hostile clients in a second, mixed run (0: none)")  # fmt: skip
     parser.add_argument("--startup-timeout", type=float, default=90.0)
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench-serve.json")
     parser.add_argument(
@@ -82,6 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("concurrency", "workers", "torch_threads", "max_requests"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.hostile < 0:
+        parser.error("--hostile must be 0 or more")
     if args.duration <= 0 or args.warmup < 0:
         parser.error("--duration must be > 0 and --warmup >= 0")
     return args
@@ -177,7 +190,30 @@ async def client(
         writer.close()
 
 
-async def run_load(port: int, request: bytes, args: argparse.Namespace) -> tuple[Stats, float]:
+HALF_REQUESTS = (
+    b"POST /predict HTTP/1.1\r\nHost: bench\r\n",  # headers never finished
+    b"POST /predict HTTP/1.1\r\nHost: bench\r\nContent-Type: multipart/form-data; "
+    b"boundary=x\r\nContent-Length: 1000000\r\n\r\n--x",  # a body that never comes
+)
+
+
+async def hostile(port: int, stop: float, number: int, opened: list[int]) -> None:
+    """One hostile client until `stop`: half a request, held until the server closes it."""
+    while time.perf_counter() < stop:
+        try:
+            reader, writer = await asyncio.open_connection(HOST, port)
+        except OSError:
+            await asyncio.sleep(0.1)
+            continue
+        writer.write(HALF_REQUESTS[(number + opened[0]) % len(HALF_REQUESTS)])
+        opened[0] += 1
+        with contextlib.suppress(TimeoutError, OSError):
+            await asyncio.wait_for(reader.read(), timeout=max(stop - time.perf_counter(), 0.01))
+        writer.close()
+
+
+async def run_load(port: int, request: bytes, args: argparse.Namespace,
+                   hostiles: int = 0) -> tuple[Stats, float]:  # fmt: skip
     """Warm up, then measure; return the stats and the measured wall time."""
     stats = Stats()
     now = time.perf_counter()
@@ -187,6 +223,7 @@ async def run_load(port: int, request: bytes, args: argparse.Namespace) -> tuple
     tasks = [
         client(port, request, stop, measure_from, stats, budget) for _ in range(args.concurrency)
     ]
+    tasks += [hostile(port, stop, n, stats.hostile_connections) for n in range(hostiles)]
     await asyncio.gather(*tasks)
     measured = max(1e-9, min(time.perf_counter(), stop) - measure_from)
     return stats, measured
@@ -349,6 +386,21 @@ def print_table(report: dict) -> None:
         f"{report['load']['concurrency']:>11} {res['requests']:>9} {res['requests_per_s']:>8.1f} "
         f"{lat['p50']:>8.2f} {lat['p90']:>8.2f} {lat['p99']:>8.2f} {res['errors']:>7}"
     )
+    if "mixed" in report:
+        mixed, mres = report["mixed"], report["mixed"]["results"]
+        print(
+            f"{'+' + str(mixed['hostile_clients']) + ' hostile':>11} {mres['requests']:>9} "
+            f"{mres['requests_per_s']:>8.1f} {mres['latency_ms']['p50']:>8.2f} "
+            f"{mres['latency_ms']['p90']:>8.2f} {mres['latency_ms']['p99']:>8.2f} "
+            f"{mres['errors']:>7}"
+        )
+        mgoal = mixed["goal"]
+        print(
+            f"mixed    {mixed['hostile_connections_opened']} hostile connections opened; "
+            f"{mgoal['share_of_clean_requests_per_s']:.0%} of the clean req/s (goal >= "
+            f"{mgoal['min_share_of_clean_requests_per_s']:.0%}), p99/p50 = "
+            f"{mgoal['p99_over_p50']}: {'met' if mgoal['met'] else 'NOT met'}"
+        )
     verdict = "met" if goal["met"] else "NOT met"
     print(
         f"goal     >= {goal['min_requests_per_s']:.0f} req/s and p99 <= "
@@ -373,6 +425,8 @@ def bench(args: argparse.Namespace) -> dict:
             cpu_before = time.process_time()
             stats, measured = asyncio.run(run_load(port, request, args))
             client_cpu = time.process_time() - cpu_before
+            if args.hostile:
+                mixed, mixed_measured = asyncio.run(run_load(port, request, args, args.hostile))
             if server.poll() is not None:
                 raise BenchError(f"server died during the run: {last_line(log)}")
         finally:
@@ -382,7 +436,30 @@ def bench(args: argparse.Namespace) -> dict:
         "image_bytes": len(data),
         "client_cpu_s": round(client_cpu, 2),
     }
-    return summarise(stats, measured, args, extra)
+    report = summarise(stats, measured, args, extra)
+    if args.hostile:
+        report["mixed"] = summarise_mixed(report, summarise(mixed, mixed_measured, args, extra),
+                                          args.hostile, mixed.hostile_connections[0])  # fmt: skip
+    return report
+
+
+def summarise_mixed(clean: dict, mixed: dict, hostiles: int, opened: int) -> dict:
+    """The mixed run's results, beside the clean run's, with its goal."""
+    results, clean_rps = mixed["results"], clean["results"]["requests_per_s"]
+    ratio = results["requests_per_s"] / clean_rps if clean_rps else 0.0
+    p99_over_p50 = results["latency_ms"]["p99"] / results["latency_ms"]["p50"]
+    return {
+        "hostile_clients": hostiles,
+        "hostile_connections_opened": opened,
+        "results": results,
+        "goal": {
+            "min_share_of_clean_requests_per_s": MIXED_SHARE,
+            "share_of_clean_requests_per_s": round(ratio, 3),
+            "max_p99_over_p50": GOAL_P99_OVER_P50,
+            "p99_over_p50": round(p99_over_p50, 2),
+            "met": ratio >= MIXED_SHARE and p99_over_p50 <= GOAL_P99_OVER_P50,
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,9 +61,18 @@ for dirpath, dirnames, filenames in os.walk("/app"):
     found["secrets"] += [os.path.join(dirpath, f) for f in filenames
                          if f.endswith((".pem", ".key")) or f == ".env" or f.startswith(".env.")]
 tmp_files = [os.path.join(d, f) for d, _, files in os.walk("/tmp") for f in files]
+setid = []
+for dirpath, dirnames, filenames in os.walk("/"):
+    if dirpath == "/":
+        dirnames[:] = [d for d in dirnames if d not in ("proc", "sys", "dev")]
+    for name in filenames:
+        path = os.path.join(dirpath, name)
+        if not os.path.islink(path) and os.lstat(path).st_mode & 0o6000:
+            setid.append(path)
 print(json.dumps({
     "exists": {p: os.path.lexists(p) for p in paths},
     "tmp_files": tmp_files,
+    "setid": setid,
     "found": found,
     "site_nvidia": glob.glob("/opt/venv/lib/python3*/site-packages/nvidia*")
     + glob.glob("/opt/venv/lib/python3*/site-packages/triton*"),

@@ -48,6 +48,12 @@ def test_distributions_identical_across_variants(app: str, probes: dict) -> None
 
 
 @EACH_IMAGE
+def test_no_setuid_or_setgid_files(app: str, variant: str, probe: dict) -> None:
+    """Nothing in an image can raise a process's privileges (su, mount, passwd, ...)."""
+    assert probe["setid"] == []
+
+
+@EACH_IMAGE
 def test_no_gpu_packages(app: str, variant: str, probe: dict) -> None:
     gpu = [d for d in probe["dists"] if d.startswith(("nvidia-", "triton=="))]
     assert gpu == []

@@ -57,7 +57,7 @@ def test_short_run_writes_a_report(model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = run(
         "--model-dir", str(model_dir), "--duration", "1.5", "--warmup", "0.5",
-        "--workers", "1", "--concurrency", "2", "--out", str(out),
+        "--workers", "1", "--concurrency", "2", "--hostile", "8", "--out", str(out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
@@ -74,10 +74,18 @@ def test_short_run_writes_a_report(model_dir: Path, tmp_path: Path) -> None:
     assert report["server"]["model_version"]
     assert "req/s" in result.stdout
     assert "p99 ms" in result.stdout
+    # The mixed run: the same load with hostile clients holding half requests alongside.
+    mixed = report["mixed"]
+    assert mixed["hostile_clients"] == 8
+    assert mixed["hostile_connections_opened"] >= 8
+    assert mixed["results"]["requests"] > 0 and mixed["results"]["errors"] == 0
+    assert set(mixed["goal"]) >= {"share_of_clean_requests_per_s", "p99_over_p50", "met"}
+    assert "+8 hostile" in result.stdout and "hostile connections opened" in result.stdout
 
 
 def test_bad_arguments_are_refused(tmp_path: Path) -> None:
     assert run("--concurrency", "0").returncode == 2
+    assert run("--hostile", "-1").returncode == 2
 
 
 def test_percentile_nearest_rank() -> None:
