@@ -63,13 +63,6 @@ def hardened(request: pytest.FixtureRequest) -> Iterator[Service]:
         engine(["rm", "--force", service.name], check=False)
 
 
-def health_seconds(service: Service) -> float:
-    started = time.monotonic()
-    status, body = http(f"{service.url}{APPS[service.app]['health']}", timeout=5)
-    assert status == 200, body[:300]
-    return time.monotonic() - started
-
-
 def test_hardened_service_logs_no_error(hardened: Service) -> None:
     logs = hardened.logs(lines=200)
     bad = [ln for ln in logs.splitlines() if "error" in ln.lower() or "Traceback" in ln]
@@ -91,6 +84,19 @@ def test_health_answers_while_64_half_open_connections_and_a_slow_body_are_held(
     finally:
         for sock in held:
             sock.close()
+
+
+def test_hardened_service_stops_cleanly(hardened: Service) -> None:
+    """Last for each image (module order): SIGTERM stops it, no SIGKILL needed."""
+    engine(["stop", "-t", "10", hardened.name])
+    assert inspect(hardened.name, "{{.State.ExitCode}}") != "137", hardened.logs()
+
+
+def health_seconds(service: Service) -> float:
+    started = time.monotonic()
+    status, body = http(f"{service.url}{APPS[service.app]['health']}", timeout=5)
+    assert status == 200, body[:300]
+    return time.monotonic() - started
 
 
 def scan_bomb() -> bytes:

@@ -134,7 +134,7 @@ def test_a_broken_table_is_one_clear_line_per_problem(repo: Path) -> None:
     good = apps.read_text()
     try:
         apps.write_text(good.replace(f"port = {PORT}", 'port = "8097"').replace(
-            f'packages = ["{NAME}"]', 'packages = ["nowhere"]'))  # fmt: skip
+            f'packages = ["{NAME}", "serving"]', 'packages = ["nowhere", "serving"]'))  # fmt: skip
         result = make(repo, "image", f"APP={NAME}", "VARIANT=uv")
     finally:
         apps.write_text(good)

@@ -122,12 +122,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_gunicorn_serves_the_app(model_dir):
-    """The image's entry point, on loopback only; stops itself within ~20 s."""
+def test_serving_serves_the_app(model_dir):
+    """The image's entry point (`python -m serving ... --interface wsgi`), on loopback only;
+    stops itself within ~20 s."""
     port = _free_port()
-    gunicorn = Path(sys.executable).with_name("gunicorn")
     env = {**os.environ, "MODEL_DIR": str(model_dir), "PYTHONPATH": str(SRC)}
-    cmd = [str(gunicorn), "flask_api.wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    cmd = [sys.executable, "-m", "serving", "flask_api.wsgi:app", "--interface", "wsgi",
+           "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20
@@ -138,7 +139,7 @@ def test_gunicorn_serves_the_app(model_dir):
                     break
             except OSError:
                 assert server.poll() is None, server.stderr.read().decode()
-                assert time.monotonic() < deadline, "gunicorn did not answer in 20 s"
+                assert time.monotonic() < deadline, "the server did not answer in 20 s"
                 time.sleep(0.2)
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/predict",
