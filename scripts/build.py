@@ -64,18 +64,26 @@ def image_name(app: str, variant: str) -> str:
     return f"{prefix}{app}:{variant}"
 
 
-def _copy_tree(src: Path, dest: Path, ignore=None) -> None:
-    """Copy files only: a symlink is refused, since it could pull any file of this machine
-    (a key, another project's data) into the image, where a service may serve it."""
-    for path in sorted(src.rglob("*")):
-        if path.is_symlink():
-            raise ScriptError(f"{shown(path)} is a symlink: the build copies regular files "
-                              "only; put the file itself there")  # fmt: skip
+def _copy_tree(src: Path, dest: Path, *ignored: str) -> None:
+    """Copy files only: a symlink that would be copied is refused, since it could pull any
+    file of this machine (a key, another project's data) into the image, where a service may
+    serve it. Ignored names (an editor's lock-file links, caches) are not looked at."""
+    skip = shutil.ignore_patterns(*ignored)
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skipped = skip(directory, names)
+        for name in sorted(set(names) - skipped):
+            if os.path.islink(os.path.join(directory, name)):
+                link = shown(Path(directory, name))
+                raise ScriptError(f"{link} is a symlink: the build copies regular files only; "
+                                  "put the file itself there")  # fmt: skip
+        return skipped
+
     shutil.copytree(src, dest, ignore=ignore)
 
 
 def _copy_package(src: Path, dest: Path) -> None:
-    _copy_tree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "tests", ".*"))
+    _copy_tree(src, dest, "__pycache__", "*.pyc", "tests", ".*")
 
 
 def _normalize(root: Path, epoch: int) -> dict[str, str]:

@@ -257,9 +257,15 @@ def target_platform() -> str:
 def engine_run(engine: str, args: list[str], **kwargs) -> subprocess.CompletedProcess:
     """Run the engine client with args; kwargs go to subprocess.run (check=False default).
 
-    build, pull, run and create get `--platform PLATFORM` unless args name one already."""
+    build, pull, run and create get `--platform PLATFORM` unless args name one already
+    (and Podman's run and create `--pull=never`: they run the image built here)."""
     if args and args[0] in PLATFORM_COMMANDS and not any(a.startswith("--platform") for a in args):
-        args = [args[0], f"--platform={target_platform()}", *args[1:]]
+        extra = [f"--platform={target_platform()}"]
+        if engine == "podman" and args[0] in ("run", "create"):
+            # With a platform, Podman's default pull policy becomes "newer": a tag that also
+            # exists in a registry would be replaced by the registry's image before it runs.
+            extra.append("--pull=never")
+        args = [args[0], *extra, *args[1:]]
     command, extra_env = engine_command(engine)
     env = dict(os.environ, **extra_env, **kwargs.pop("env", {}))
     kwargs.setdefault("check", False)

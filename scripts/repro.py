@@ -131,11 +131,17 @@ def save(engine: str, tag: str, path: Path) -> None:
 
 def verify(engine: str, app: str, variant: str, ctx: Path, base_image: str, epoch: int) -> dict:
     tags = []
-    for run in ("a", "b"):
-        os.environ["IMAGE_PREFIX"] = f"repro-{os.getpid()}-{run}-"  # unique per run
-        tags.append(build.image_name(app, variant))
-        build.build_image(engine, app, variant, ctx, base_image, epoch, ["--no-cache"])
-    os.environ.pop("IMAGE_PREFIX")
+    saved = os.environ.get("IMAGE_PREFIX")
+    try:
+        for run in ("a", "b"):
+            os.environ["IMAGE_PREFIX"] = f"repro-{os.getpid()}-{run}-"  # unique per run
+            tags.append(build.image_name(app, variant))
+            build.build_image(engine, app, variant, ctx, base_image, epoch, ["--no-cache"])
+    finally:  # a failed build must not leave the prefix set for the rest of the process
+        if saved is None:
+            os.environ.pop("IMAGE_PREFIX", None)
+        else:
+            os.environ["IMAGE_PREFIX"] = saved
     ids = [image_id(engine, tag) for tag in tags]
     result = {"image": f"{app}:{variant}", "engine": engine, "ids": ids,
               "bit_identical": ids[0] == ids[1], "differences": []}  # fmt: skip

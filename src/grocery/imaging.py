@@ -24,7 +24,6 @@ DEFAULT_MAX_PIXELS = 4096 * 4096
 # libjpeg's progressive scripts write about 10 scans; a crafted file can hold thousands,
 # each of which re-reads the whole coefficient buffer.
 DEFAULT_MAX_JPEG_SCANS = 64
-SOS_MARKER = b"\xff\xda"  # start of scan; 0xFF in entropy-coded data is always stuffed
 
 # Leading bytes of common formats, used only to tell "valid but not allowed" (415) from
 # "not an image at all" (400) without handing the data to more Pillow plugins.
@@ -82,6 +81,38 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+def jpeg_scans(data: bytes) -> int:
+    """Start-of-scan markers of the JPEG's own segments, from SOI to EOI.
+
+    Marker segments are skipped by their lengths and entropy-coded data up to the next real
+    marker, so bytes inside an APPn payload (EXIF, a thumbnail) or after EOI (a phone's
+    motion video) are not counted.
+    """
+    scans, at, end = 0, 2, len(data)
+    while at + 4 <= end:
+        if data[at] != 0xFF:
+            break
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker == 0xD9:  # EOI
+            break
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # RSTn, TEM: no length
+            at += 2
+            continue
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+        if marker == 0xDA:  # SOS: entropy-coded data runs to the next non-RST marker
+            scans += 1
+            while at + 1 < end and not (
+                data[at] == 0xFF and data[at + 1] not in (0x00, *range(0xD0, 0xD8))
+            ):
+                at = data.find(b"\xff", at + 1) if data[at] == 0xFF else data.find(b"\xff", at)
+                if at < 0:
+                    return scans
+    return scans
+
+
 def _refuse_bomb_warnings() -> None:
     """Make Pillow's DecompressionBombWarning an error (idempotent, process-wide)."""
     action = ("error", None, Image.DecompressionBombWarning, None, 0)
@@ -132,8 +163,8 @@ def decode_image(
                 f"image is {width}x{height} = {width * height} pixels; "
                 f"the limit is {max_pixels} pixels"
             )
-        if image.format == "JPEG":
-            scans = data.count(SOS_MARKER)
+        if image.format in ("JPEG", "MPO"):  # MPO: a JPEG with an extra-image index
+            scans = jpeg_scans(data)
             if scans > max_jpeg_scans:
                 raise ImageTooLarge(
                     f"JPEG has {scans} scans; the limit is {max_jpeg_scans} (each scan "

@@ -54,19 +54,24 @@ class BufferedBodyLimit:
             if int(declared) > self.limit:
                 await self.refuse(send, 413, too_large)
                 return
-        messages, size = [], 0
+        chunks, size = [], 0
         while True:
             message = await receive()
-            messages.append(message)
             if message["type"] != "http.request":
-                break
-            size += len(message.get("body", b""))
+                return  # the client went away mid-body: nothing to answer, nothing to run
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
             if size > self.limit:
                 await self.refuse(send, 413, too_large)
                 return
             if not message.get("more_body"):
                 break
-        pending = iter(messages)
+        # The WSGI adapter sets CONTENT_LENGTH from the headers only, and WSGI apps read no
+        # more: a chunked body would reach them empty. The whole body is here, so say its size.
+        headers = [(k, v) for k, v in scope.get("headers", [])
+                   if k not in (b"content-length", b"transfer-encoding")]  # fmt: skip
+        scope = dict(scope, headers=[*headers, (b"content-length", str(size).encode())])
+        pending = iter([{"type": "http.request", "body": b"".join(chunks), "more_body": False}])
 
         async def replay():
             return next(pending, None) or await receive()

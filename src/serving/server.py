@@ -56,15 +56,25 @@ class BoundedReadH11(H11Protocol):
             self._read_deadline = None
 
     def data_received(self, data: bytes) -> None:
-        if self.conn.their_state is h11.IDLE:  # a new request starts (or a pipelined one)
+        if self.conn.their_state is h11.IDLE:  # a new request starts
             self._arm_read_deadline()
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE and self.conn.their_state is not h11.SEND_BODY:
-            self._disarm_read_deadline()  # the whole request is in (or the connection ended)
+
+    def handle_events(self) -> None:
+        """After h11 has consumed what it can (new data, or a pipelined request parsed from
+        its buffer when a response completes), a request still being read keeps a deadline:
+        also one whose body the app answered without reading."""
+        super().handle_events()
+        state = self.conn.their_state
+        if state is h11.SEND_BODY or (state is h11.IDLE and self.conn.trailing_data[0]):
+            self._arm_read_deadline()
+        elif state is not h11.IDLE:
+            self._disarm_read_deadline()  # the whole request is in, or the connection ended
 
     def on_response_complete(self) -> None:
-        self._disarm_read_deadline()  # uvicorn's keep-alive timer takes over
         super().on_response_complete()
+        if self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]:
+            self._disarm_read_deadline()  # idle: uvicorn's keep-alive timer takes over
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_read_deadline()

@@ -153,12 +153,16 @@ def test_backend_under_512_mib_answers_32_concurrent_maximum_uploads(variant: st
     service = start("backend", variant, "--memory", "512m", "--memory-swap", "512m")
     try:
         service.wait_healthy()
-        statuses: list[int] = []
+        statuses: list[int | str] = []
         lock = threading.Lock()
 
         def send(data: bytes) -> None:
             body, content_type = multipart("file", "big.png", data, "image/png")
-            status, _ = http(f"{service.url}/predict", body, {"Content-Type": content_type}, 120)
+            try:
+                status, _ = http(f"{service.url}/predict", body,
+                                 {"Content-Type": content_type}, 120)  # fmt: skip
+            except OSError as exc:  # a reset or a closed connection is no answer
+                status = repr(exc)
             with lock:
                 statuses.append(status)
 
@@ -168,7 +172,8 @@ def test_backend_under_512_mib_answers_32_concurrent_maximum_uploads(variant: st
         for thread in threads:
             thread.join()
         assert len(statuses) == 32
-        assert all(s == 200 or 400 <= s < 500 or s == 503 for s in statuses), statuses
+        assert all(s in (200, 503) or (isinstance(s, int) and 400 <= s < 500)
+                   for s in statuses), statuses  # fmt: skip
         assert inspect(service.name, "{{.State.OOMKilled}}") == "false"
         assert health_seconds(service) < 1.0
     finally:

@@ -192,3 +192,24 @@ def test_the_exif_orientation_is_applied_as_in_training() -> None:
     exif[0x0112] = 6  # Orientation: rotate 90 CW to display
     Image.open(io.BytesIO(encode((40, 20), "PNG"))).save(buffer, "JPEG", exif=exif)
     assert decode_image(buffer.getvalue()).size == (20, 40)
+
+
+def test_scans_are_counted_in_the_jpeg_only_not_in_data_after_it() -> None:
+    """A phone's motion photo carries a video after EOI: random bytes hold 0xFFDA pairs."""
+    from grocery.imaging import jpeg_scans
+
+    data = encode((64, 48), "JPEG")
+    tail = np.random.default_rng(1).integers(0, 256, 4 << 20, dtype=np.uint8).tobytes()
+    assert tail.count(b"\xff\xda") > 10
+    assert jpeg_scans(data + tail) == jpeg_scans(data) == 1
+    assert decode_image(data + tail, max_jpeg_scans=1).size == (64, 48)
+
+
+def test_an_mpo_jpeg_gets_the_same_scan_limit() -> None:
+    """Pillow calls a JPEG with a multi-picture index MPO: it is limited like any JPEG."""
+    buffer = io.BytesIO()
+    image = Image.open(io.BytesIO(progressive_jpeg()))
+    image.save(buffer, "MPO", save_all=True, append_images=[image], progressive=True)
+    assert Image.open(io.BytesIO(buffer.getvalue())).format == "MPO"
+    with pytest.raises(ImageTooLarge, match=r"scans; the limit is 3"):
+        decode_image(buffer.getvalue(), max_jpeg_scans=3, formats=("PNG", "JPEG", "MPO"))

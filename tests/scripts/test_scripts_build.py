@@ -229,6 +229,9 @@ def test_a_symlink_in_a_copied_tree_is_refused(build_module, fake_repo: Path, ar
     secret.write_text("not for the image")
     folder = artifacts / "image" / "samples" / "apple" if where == "model" else (
         fake_repo / "src" / "backend")  # fmt: skip
+    if where == "package":  # an editor's lock-file link is ignored like other hidden files
+        (folder / ".#editor-lock").symlink_to("nowhere")
+        assert assemble(build_module, fake_repo, "backend", artifacts).is_dir()
     (folder / "link.png").symlink_to(secret)
     with pytest.raises(ScriptError, match=r"link\.png is a symlink: the build copies regular"):
         assemble(build_module, fake_repo, "backend", artifacts)

@@ -58,7 +58,7 @@ def free_port() -> int:
 
 WSGI_APP = """
 def app(environ, start_response):
-    body = environ["wsgi.input"].read()
+    body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))  # as werkzeug
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok %d" % len(body)]
 """
@@ -213,3 +213,20 @@ def test_a_wsgi_body_over_max_body_bytes_is_413(wsgi_server: int, chunked: bool)
     status, body = post(wsgi_server, b"x" * 1001, chunked)
     assert status == 413
     assert json.loads(body) == {"error": "request body too large: the limit is 1000 bytes"}
+
+
+def test_a_pipelined_request_left_half_sent_is_closed(wsgi_server: int) -> None:
+    """The second request is parsed from the buffer after the first answer: it is read
+    under the same deadline as one that arrives on its own."""
+    sock = socket.create_connection(("127.0.0.1", wsgi_server), timeout=5)
+    try:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab")  # fmt: skip
+        answer = b""
+        while b"ok 0" not in answer:
+            chunk = sock.recv(4096)
+            assert chunk, "closed before the first answer"
+            answer += chunk
+        assert closed_within(sock, 3), "the half-sent pipelined request kept the connection"
+    finally:
+        sock.close()
