@@ -89,6 +89,9 @@ def _no_leftovers() -> Iterator[None]:
     yield
     remove_containers()
     remove_networks()
+    # The mutation and repro tests leave build-cache records of every build they made:
+    # keep BuildKit's cache bounded (BUILD_CACHE_KEEP, 20GB by default), as bench and repro do.
+    common.trim_build_cache(ENGINE)
 
 
 @pytest.fixture(scope="session")
