@@ -1,7 +1,7 @@
-"""scripts/bench_builds.py for real on the flask image: a test of the harness, not of speed.
+"""imagetools bench-builds for real on the flask image: a test of the harness, not of speed.
 
 One uv build with a code-only change (after an unmeasured priming build), its image measured,
-time to healthy, report and charts written, and no bench image left behind.
+time to healthy, report and charts written, and no bench image or container left behind.
 """
 
 from __future__ import annotations
@@ -16,14 +16,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "bench_builds.py"
-if str(ROOT / "scripts") not in sys.path:
-    sys.path.insert(0, str(ROOT / "scripts"))
-
-import common  # noqa: E402 - scripts/ must be on sys.path first
-
-ENGINE = os.environ.get("ENGINE", "docker")
+from imagetools.common import ROOT
+from imagetools.config import Config
+from imagetools.engines import engine_for
 
 pytestmark = pytest.mark.container
 
@@ -35,27 +30,11 @@ def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
     prefix = f"benchtest-{uuid.uuid4().hex[:6]}-"  # never clashes with a `make bench-builds`
     out = tmp_path / "bench"
     done = subprocess.run(
-        [
-            sys.executable,
-            str(SCRIPT),
-            "--apps",
-            "flask",
-            "--variants",
-            "uv",
-            "--scenarios",
-            "code",
-            "--repeat",
-            "1",
-            "--out",
-            str(out),
-            "--prefix",
-            prefix,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=ROOT,
-    )
+        [sys.executable, "-m", "imagetools", "bench-builds", "--apps", "flask", "--variants",
+         "uv", "--scenarios", "code", "--repeat", "1", "--out", str(out), "--prefix", prefix],
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "scripts")),
+    )  # fmt: skip
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert re.search(r"^\[1/1\] flask uv code #1 \.\.\. \d+\.\d s", done.stdout, re.M), done.stdout
 
@@ -63,19 +42,8 @@ def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
     runs = [p for p in out.iterdir() if p.name != "latest" and p.is_dir()]
     assert len(runs) == 1 and (runs[0] / "results.json").is_file()
     results = json.loads((latest / "results.json").read_text())
-    assert {
-        "machine",
-        "config",
-        "builds",
-        "images",
-        "health",
-        "summary",
-        "goals",
-        "charts",
-        "started",
-        "finished",
-        "duration_s",
-    } <= results.keys()
+    assert {"machine", "config", "builds", "images", "health", "summary", "goals", "charts",
+            "started", "finished", "duration_s"} <= results.keys()  # fmt: skip
     assert results["machine"]["cores"] >= 1 and results["machine"]["memory_bytes"] > 0
     assert results["machine"]["engine_server_version"] not in ("", "unknown")
 
@@ -109,17 +77,10 @@ def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
         assert data.startswith(b"\x89PNG") and len(data) > 1000
         assert f"]({name})" in report
 
-    left = common.engine_run(
-        ENGINE,
-        ["ps", "--all", "--quiet", "--filter", f"name={prefix}"],
-        capture_output=True,
-        text=True,
-    )
-    assert left.stdout.strip() == "", "a health-check container was left running"
-    tags = common.engine_run(
-        ENGINE,
-        ["images", "--quiet", "--filter", f"reference={prefix}*"],
-        capture_output=True,
-        text=True,
-    )
-    assert tags.stdout.strip() == "", "bench images were not cleaned up"
+    cfg = Config.from_env()
+    engine = engine_for(cfg)
+    left = engine.output(["ps", "--all", "--quiet", "--filter", f"name={prefix}"])
+    assert left == "", "a health-check container was left running"
+    assert not [t for t in engine.tags() if t.startswith(prefix)], "bench images were left"
+    work = list((cfg.build_dir / "bench-work").glob(f"*/context/*/{prefix}*"))
+    assert not work, "the private build folder was left"

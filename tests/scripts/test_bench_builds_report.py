@@ -1,5 +1,5 @@
-"""scripts/bench_builds.py + bench_report.py without an engine: plan, log parsing, lock edit,
-layer sizes, and the summary, goals, report and charts of synthetic results."""
+"""imagetools.bench_builds + bench_report without an engine: plan, log parsing, lock edit,
+layer sizes, options, and the summary, goals, report and charts of synthetic results."""
 
 from __future__ import annotations
 
@@ -7,22 +7,20 @@ import gzip
 import io
 import json
 import os
-import struct
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
+from imagetools import bench_builds as bench
+from imagetools import bench_report as report
+from imagetools.common import ROOT, ScriptError
+from imagetools.config import Config
+from imagetools.lockfile import read_lock
 
-
-from common import load_script  # noqa: E402 - scripts/ is on sys.path now
-
-bench = load_script("bench_builds")
-report = load_script("bench_report")
+CFG = Config()
 
 
 # ---- bench_builds helpers ------------------------------------------------------------------
@@ -73,8 +71,18 @@ def test_parse_marks_gives_each_segment() -> None:
     assert bench.parse_marks("#6 CACHED\n") == {}
 
 
+PODMAN_LOG = """[1/2] STEP 1/3: FROM base AS builder
+[1/2] STEP 2/3: RUN date "+bench-mark begin %s.%N"
+--> Using cache 0123abcd
+[2/2] STEP 1/2: FROM base
+[2/2] STEP 2/2: COPY app/ /app/
+--> 4567ef01
+"""
+
+
 def test_step_cache_ignores_from_and_internal_steps() -> None:
     assert bench.step_cache(LOG) == {"steps": 2, "cached_steps": 1}
+    assert bench.step_cache(PODMAN_LOG) == {"steps": 2, "cached_steps": 1}
 
 
 LOCK = """click==8.5.1 \\
@@ -89,67 +97,50 @@ packaging==26.3 \\
 
 
 def test_swap_pin_replaces_one_pin_and_its_hashes(tmp_path: Path) -> None:
-    locks = load_script("locks")
     new = bench.swap_pin(LOCK, "Packaging", "25.0", "c" * 64)
     path = tmp_path / "lock.txt"
     path.write_text(new)
-    pins = {p.name: p for p in locks.read_lock(path)}
+    pins = {p.name: p for p in read_lock(path)}
     assert pins["packaging"].version == "25.0"
     assert pins["packaging"].hashes == {"c" * 64}
     assert pins["click"].version == "8.5.1" and len(pins["click"].hashes) == 2
     assert "# via gunicorn" in new
-    with pytest.raises(bench.ScriptError, match="pinned 0 times"):
+    with pytest.raises(ScriptError, match="pinned 0 times"):
         bench.swap_pin(LOCK, "idna", "1.0", "c" * 64)
 
 
-def test_saved_layer_sizes_are_gzip_6_of_each_layer_tar() -> None:
+def test_layer_sizes_are_gzip_6_of_each_layer_in_manifest_order(tmp_path: Path) -> None:
     layers = [os.urandom(5000), b"x" * 200_000]
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w") as tar:
-        for name, data in [
-            ("manifest.json", b"[]"),
-            ("a1/layer.tar", layers[0]),
-            ("b2/layer.tar", layers[1]),
-        ]:
+    names = ["b2/layer.tar", "a1/layer.tar"]  # the manifest's order, not the archive's
+    manifest = json.dumps([{"Config": "c.json", "Layers": names}]).encode()
+    with tarfile.open(tmp_path / "image.tar", mode="w") as tar:
+        for name, data in [("a1/layer.tar", layers[1]), ("manifest.json", manifest),
+                           ("b2/layer.tar", layers[0])]:  # fmt: skip
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    archive.seek(0)
-    sizes = bench.saved_layer_sizes(archive)
-    expected = [len(gzip.compress(d, compresslevel=6, mtime=0)) for d in layers]
-    assert sizes == expected
+    sizes = bench.layer_sizes(tmp_path / "image.tar")
+    assert sizes == [len(gzip.compress(d, compresslevel=6, mtime=0)) for d in layers]
     assert sizes[1] < 2000 < sizes[0]
-    # gzip member: 10-byte header, deflate data, crc32 + size trailer
-    assert struct.calcsize("<II") == 8
 
 
-def test_cli_env_and_quick_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BENCH_APPS", "flask frontend")
-    monkeypatch.setenv("BENCH_VARIANTS", "uv,pip")
-    monkeypatch.setenv("BENCH_SCENARIOS", "warm")
-    monkeypatch.setenv("BENCH_REPEAT", "2")
-    args = bench.parse_args([])
-    assert (args.apps, args.variants, args.scenarios, args.repeat) == (
-        ["flask", "frontend"],
-        ["uv", "pip"],
-        ["warm"],
-        2,
-    )
-    args = bench.parse_args(["--apps", "trainer", "--repeat", "5", "--scenarios", "cold", "deps"])
-    assert args.apps == ["trainer"] and args.repeat == 5
-    assert args.scenarios == ["cold", "dep"]  # the Makefile's name for it
-    for name in ("BENCH_APPS", "BENCH_VARIANTS", "BENCH_SCENARIOS", "BENCH_REPEAT"):
-        monkeypatch.delenv(name)
-    args = bench.parse_args(["--quick"])
-    assert (args.apps, args.variants, args.scenarios, args.repeat) == (
-        ["flask"],
-        ["pip", "uv"],
-        ["cold", "code"],
-        1,
-    )
-    args = bench.parse_args([])
-    assert args.scenarios == ["cold", "warm", "code", "dep"] and args.repeat == 3
-    assert args.variants == ["pip", "uv", "multistage"]
+def args(*argv: str):
+    return bench.parse_args(CFG, "bench-builds", list(argv))
+
+
+def test_options_and_quick_defaults() -> None:
+    parsed = args("--apps", "trainer", "--repeat", "5", "--scenarios", "cold", "deps")
+    assert parsed.apps == ["trainer"] and parsed.repeat == 5
+    assert parsed.scenarios == ["cold", "dep"]  # the Makefile's name for it
+    parsed = args("--quick")
+    assert (parsed.apps, parsed.variants, parsed.scenarios, parsed.repeat) == (
+        ["flask"], ["pip", "uv"], ["cold", "code"], 1)  # fmt: skip
+    parsed = args("--quick", "--apps", "frontend", "--repeat", "2")  # given flags win
+    assert (parsed.apps, parsed.variants, parsed.repeat) == (["frontend"], ["pip", "uv"], 2)
+    parsed = args()
+    assert parsed.scenarios == ["cold", "warm", "code", "dep"] and parsed.repeat == 3
+    assert parsed.variants == ["pip", "uv", "multistage"]
+    assert parsed.out == CFG.build_dir / "bench" and parsed.prefix == "bench-"
 
 
 @pytest.mark.parametrize(
@@ -162,9 +153,22 @@ def test_cli_env_and_quick_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--prefix", "Bad"], "--prefix 'Bad'"),
     ],
 )
-def test_cli_rejects_bad_values(argv: list[str], message: str) -> None:
-    with pytest.raises(bench.ScriptError, match=message):
-        bench.parse_args(argv)
+def test_options_reject_bad_values(argv: list[str], message: str) -> None:
+    with pytest.raises(ScriptError, match=message):
+        args(*argv)
+
+
+def test_the_recording_engine_keeps_each_build_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda argv, **kw: calls.append(argv))
+    engine = bench.recording(CFG)
+    engine.__dict__["command"] = (["docker"], {"DOCKER_BUILDKIT": "1"})  # no client lookup
+    engine.run(["build", "-f", "uv.Dockerfile", "ctx"])
+    engine.run(["image", "inspect", "x"])
+    platform = f"--platform={CFG.platform}"
+    assert engine.builds == [["DOCKER_BUILDKIT=1", "docker", "build", platform, "-f",
+                              "uv.Dockerfile", "ctx"]]  # fmt: skip
+    assert calls[0] == engine.builds[0][1:] and calls[1] == ["docker", "image", "inspect", "x"]
 
 
 # ---- report on synthetic results -------------------------------------------------------------
@@ -353,22 +357,16 @@ def test_charts_skip_what_was_not_measured(results: dict, tmp_path: Path) -> Non
     assert report.make_charts(results, tmp_path) == ["image_size.png", "code_rebuild.png"]
 
 
-def test_report_cli_rewrites_from_results(results: dict, tmp_path: Path) -> None:
-    import subprocess
-
+def test_report_command_rewrites_from_results(results: dict, tmp_path: Path) -> None:
     (tmp_path / "results.json").write_text(json.dumps(results))
-    done = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench_report.py"), str(tmp_path / "results.json")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def run(path: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "imagetools", "bench-report", str(path)],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT / "scripts")))  # fmt: skip
+
+    done = run(tmp_path / "results.json")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "report.md").read_text().startswith("# Build benchmark")
-    bad = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench_report.py"), str(tmp_path / "missing.json")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad = run(tmp_path / "missing.json")
     assert bad.returncode == 1 and "cannot read" in bad.stderr

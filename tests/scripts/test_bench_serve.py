@@ -1,29 +1,21 @@
-"""scripts/bench_serve.py: a short real run, the failure line and the percentile maths."""
+"""imagetools.bench_serve: a short real run, the failure line and the percentile maths."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from grocery import CLASSES
 from grocery.model import GroceryCNN, save_model
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_serve.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("bench_serve_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from imagetools.bench_serve import percentile
+from imagetools.common import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +27,16 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         directory,
         {"classes": list(CLASSES), "input_size": 64, "width": 16},
     )
+    sample = directory / "samples" / CLASSES[0] / "0.png"  # as the trainer saves them
+    sample.parent.mkdir(parents=True)
+    Image.new("RGB", (64, 64), (200, 180, 40)).save(sample)
     return directory
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=180
-    )
+    return subprocess.run([sys.executable, "-m", "imagetools", "bench-serve", *args],
+                          capture_output=True, text=True, timeout=180, cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT / "scripts")))  # fmt: skip
 
 
 def test_missing_model_dir_fails_with_one_line(tmp_path: Path) -> None:
@@ -49,7 +44,7 @@ def test_missing_model_dir_fails_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("bench-serve: error: no model in")
+    assert lines[0].startswith("imagetools: error: no model in")
     assert not (tmp_path / "o.json").exists()
 
 
@@ -83,16 +78,15 @@ def test_short_run_writes_a_report(model_dir: Path, tmp_path: Path) -> None:
     assert "+8 hostile" in result.stdout and "hostile connections opened" in result.stdout
 
 
-def test_bad_arguments_are_refused(tmp_path: Path) -> None:
+def test_bad_arguments_are_refused(model_dir: Path, tmp_path: Path) -> None:
     assert run("--concurrency", "0").returncode == 2
     assert run("--hostile", "-1").returncode == 2
+    missing = run("--model-dir", str(model_dir), "--image", str(tmp_path / "none.png"))
+    assert missing.returncode == 1 and "none.png is not a file" in missing.stderr
 
 
 def test_percentile_nearest_rank() -> None:
-    bench = load_script()
     values = [float(v) for v in range(1, 101)]
-    assert bench.percentile(values, 50) == 50.0
-    assert bench.percentile(values, 90) == 90.0
-    assert bench.percentile(values, 99) == 99.0
-    assert bench.percentile([7.0], 99) == 7.0
-    assert bench.percentile([1.0, 2.0], 50) == 1.0
+    assert [percentile(values, q) for q in (50, 90, 99)] == [50.0, 90.0, 99.0]
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([1.0, 2.0], 50) == 1.0
