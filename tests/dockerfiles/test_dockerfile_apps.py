@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+
+from imagetools.apps import app_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 with (ROOT / "dockerfiles" / "apps.toml").open("rb") as _handle:
@@ -30,11 +31,8 @@ def entry_module(command: list[str]) -> str:
 
 
 def test_apps_toml_passes_the_tools_own_check() -> None:
-    """The same check every command makes (scripts/common.py app_problems)."""
-    sys.path.append(str(ROOT / "scripts"))  # appended: never shadows an installed module
-    import common
-
-    assert common.app_problems(APPS) == []
+    """The same check every command makes (imagetools.apps.app_problems)."""
+    assert app_problems(APPS) == []
 
 
 @pytest.mark.parametrize("app", sorted(APPS))
@@ -89,6 +87,6 @@ def test_env_is_strings_and_model_dir_matches_the_model(app: str) -> None:
     env = APPS[app].get("env", {})
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()), env
     if "model" in APPS[app]:
-        assert env.get("MODEL_DIR") == "/app/model", "build.py copies the model to /app/model"
+        assert env.get("MODEL_DIR") == "/app/model", "imagetools copies the model to /app/model"
     else:
         assert "MODEL_DIR" not in env

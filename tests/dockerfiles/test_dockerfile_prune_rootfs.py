@@ -1,4 +1,4 @@
-"""dockerfiles/runtime/prune_rootfs.py on a fake Debian root in tmp_path."""
+"""dockerfiles/buildtime/prune_rootfs.py on a fake Debian root in tmp_path."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "dockerfiles" / "runtime" / "prune_rootfs.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "dockerfiles" / "buildtime" / "prune_rootfs.py"
 PY = "usr/local/lib/python3.11"
 FILES = [
     "usr/bin/bash", "usr/bin/dash", "usr/bin/apt-get", "usr/bin/apt", "usr/bin/dpkg",

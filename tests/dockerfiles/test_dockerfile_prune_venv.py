@@ -1,4 +1,4 @@
-"""dockerfiles/runtime/prune_venv.py: removes the listed globs from site-packages, loudly."""
+"""dockerfiles/buildtime/prune_venv.py: removes the listed globs from site-packages, loudly."""
 
 from __future__ import annotations
 

