@@ -26,8 +26,6 @@ $(error PYTHON=$(PYTHON) $(PYTHON_CHECK): the build tooling needs CPython 3.11 o
 endif
 endif
 VENV_CHECK := import platform, sys; ok = sys.version_info[:2] == (3, 11) and sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64"); print("" if ok else "is Python " + platform.python_version() + " on " + sys.platform + "/" + platform.machine())
-# PyTorch's CPU wheels are not on PyPI; pip finds them on this page (see requirements/).
-TORCH_FIND_LINKS ?= https://download.pytorch.org/whl/cpu/torch/
 PIP_INSTALL_ARGS ?= --retries 1
 # Debian packages the browser tests need (installed when missing and running as root).
 BROWSER_PACKAGES ?= chromium chromium-driver
@@ -41,32 +39,40 @@ BENCH_SCENARIOS ?= cold warm code deps
 BENCH_REPEAT ?= 3
 BENCH_ARGS ?=
 ARTIFACTS ?= artifacts
+BUILD_DIR ?= build
 
 # ---- images ---------------------------------------------------------------------------
 # ENGINE: docker (BuildKit; a running engine, DOCKER_HOST or docker context is used as it is)
 # or podman. BASE_IMAGE: every variant's base, pinned by digest; when it cannot be pulled a
-# Debian-built equivalent (LOCAL_BASE) is made with mmdebstrap and used instead.
+# Debian-built equivalent (LOCAL_BASE) is made with mmdebstrap and used instead. PLATFORM:
+# the images' platform, the one the locks and the wheelhouse are for (other hosts, such as
+# Apple silicon, build and run it under emulation). The defaults of BASE_IMAGE, LOCAL_BASE,
+# PLATFORM, IMAGE_PREFIX, TRAINER_VARIANT and TORCH_FIND_LINKS live in
+# scripts/imagetools/config.py and reach Make through $(BUILD_DIR)/apps.mk (below).
 ENGINE ?= docker
-# The images' platform (every build, pull and run): the one the locks and the wheelhouse are
-# for. Other hosts (Apple silicon) build and run it under emulation.
-PLATFORM ?= linux/amd64
-# APPS: every table of dockerfiles/apps.toml, the one list of apps (add yours there).
-APPS ?= $(shell $(PYTHON) -c 'import tomllib; print(*tomllib.load(open("dockerfiles/apps.toml", "rb")))' 2>/dev/null)
 VARIANTS ?= pip uv multistage
 APP ?= backend
 VARIANT ?= uv
-TRAINER_VARIANT ?= uv
-BASE_IMAGE ?= python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
-LOCAL_BASE ?= grocery-base:bookworm-py3.11
 COMPOSE_PROJECT ?= grocery
-export ENGINE BASE_IMAGE LOCAL_BASE TRAINER_VARIANT TORCH_FIND_LINKS PLATFORM
-# Extra arguments for the engine's build command (one per word), e.g. CI's layer cache:
-# BUILD_ARGS="--load --cache-from=type=gha,scope=x --cache-to=type=gha,mode=max,scope=x"
-BUILD_ARGS ?=
-BUILD_PY = $(PYTHON) scripts/build.py --artifacts $(ARTIFACTS)
-BUILD_EXTRA = $(foreach a,$(BUILD_ARGS),--build-arg=$(a))
+# Extra flags for the engine's build command (one per word), e.g. CI's layer cache:
+# BUILD_FLAGS="--cache-from=type=gha,scope=x --cache-to=type=gha,mode=max,scope=x"
+BUILD_FLAGS ?=
+REGISTRY ?=
 # Debian package of Nix for the flake tests (tests/nix), installed when no nix is on PATH.
 NIX_PACKAGES ?= nix-bin
+# The build tooling: one package, scripts/imagetools (`python -m imagetools` lists commands).
+TOOL = PYTHONPATH=scripts $(PYTHON) -m imagetools
+VTOOL = PYTHONPATH=scripts $(VPY) -m imagetools
+
+# apps.toml's apps, the per-app inputs and the tooling's defaults, as Make variables.
+$(BUILD_DIR)/apps.mk: dockerfiles/apps.toml scripts/imagetools/config.py scripts/imagetools/makefile.py
+	@mkdir -p $(@D)
+	@$(TOOL) makefile > $@.tmp && mv $@.tmp $@
+include $(BUILD_DIR)/apps.mk
+# APPS: every table of dockerfiles/apps.toml, the one list of apps (add yours there).
+APPS ?= $(ALL_APPS)
+export ENGINE BASE_IMAGE LOCAL_BASE TRAINER_VARIANT TORCH_FIND_LINKS PLATFORM IMAGE_PREFIX \
+  BUILD_DIR ARTIFACTS REGISTRY
 
 .PHONY: help
 help: ## Show this help (the default goal)
@@ -76,10 +82,12 @@ help: ## Show this help (the default goal)
 	  | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-20s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables (current value):"
-	@echo "  ENGINE=$(ENGINE) APPS='$(APPS)' VARIANTS='$(VARIANTS)' APP=$(APP) VARIANT=$(VARIANT)"
-	@echo "  BASE_IMAGE=$(BASE_IMAGE)"
-	@echo "  LOCAL_BASE=$(LOCAL_BASE) ARTIFACTS=$(ARTIFACTS) PLATFORM=$(PLATFORM)"
-	@echo "  PYTHON=$(PYTHON) VENV_PYTHON=$(VENV_PYTHON)"
+	@$(foreach v,$(HELP_VARIABLES),printf '  %-18s %s\n' '$(v)' '$($(v))';)
+HELP_VARIABLES = ENGINE APPS VARIANTS APP VARIANT TRAINER_VARIANT PLATFORM IMAGE_PREFIX \
+  BASE_IMAGE LOCAL_BASE BUILD_FLAGS REGISTRY ARTIFACTS BUILD_DIR COMPOSE_PROJECT PYTHON \
+  VENV_PYTHON VENV TORCH_FIND_LINKS PIP_INSTALL_ARGS LOCKS EXPLAIN_ARGS PYTEST_ARGS \
+  BENCH_APPS BENCH_VARIANTS BENCH_SCENARIOS BENCH_REPEAT BENCH_ARGS BENCH_SERVE_ARGS \
+  BROWSER_PACKAGES NIX_PACKAGES
 
 # ---- Python environment and locks ---------------------------------------------------------
 $(VENV)/.installed: requirements/dev.txt
@@ -97,65 +105,105 @@ venv: $(VENV)/.installed ## Create or update the project's .venv from requiremen
 .PHONY: lock
 lock: $(VENV)/.installed ## Regenerate requirements/*.txt from *.in with pip-compile (LOCKS=app: only that lock)
 	@echo ">> pip-compile: requirements/*.in -> requirements/*.txt"
-	@$(VPY) scripts/lock.py $(if $(LOCKS),--only $(LOCKS))
+	@$(VTOOL) lock $(if $(LOCKS),--only $(LOCKS))
 
 .PHONY: lock-upgrade
 lock-upgrade: $(VENV)/.installed ## Like lock, moving every pin to the newest allowed version
-	@$(VPY) scripts/lock.py --upgrade
+	@$(VTOOL) lock --upgrade
 
 .PHONY: lock-check
 lock-check: ## Fail when a lock is stale, unhashed, or names a local path or CUDA package
 	@echo ">> checking requirements/*.txt against requirements/*.in"
-	@$(PYTHON) scripts/lock.py --check
+	@$(TOOL) lock --check
 
 # ---- images ----------------------------------------------------------------------------------
+# The pipeline, as files Make can date: engine -> base (build/stamps/<engine>/base) and the
+# wheelhouse (build/wheelhouse/SHA256SUMS) -> the trainer image -> the models
+# ($(ARTIFACTS)/.trained) -> one stamp per image (build/stamps/<engine>/<prefix><app>-<variant>,
+# holding its ID). base and wheels are checked on every run and rewrite their file only when
+# it changes, so `make images` with nothing changed builds nothing; `make -n images` shows the
+# plan and `make -j2 images` builds independent images side by side.
+STAMPS = $(BUILD_DIR)/stamps/$(ENGINE)
+BASE_STAMP = $(STAMPS)/base
+WHEELS_STAMP = $(BUILD_DIR)/wheelhouse/SHA256SUMS
+MODELS_STAMP = $(ARTIFACTS)/.trained
+IMAGE_COMMON = dockerfiles/apps.toml dockerfiles/context.dockerignore requirements/tools.txt \
+  $(wildcard dockerfiles/runtime/*.py dockerfiles/buildtime/*.py) $(BASE_STAMP) $(WHEELS_STAMP)
+image_stamp = $(STAMPS)/$(IMAGE_PREFIX)$(1)-$(2)
+app_files = $(filter-out src/%,$(INPUTS_$(1))) \
+  $(shell find $(filter src/%,$(INPUTS_$(1))) -type f ! -name '*.pyc' ! -path '*/__pycache__/*' ! -path '*/tests/*' 2>/dev/null)
+define image_rule
+$(call image_stamp,$(1),$(2)): $(call app_files,$(1)) dockerfiles/$(2).Dockerfile $(IMAGE_COMMON) $(if $(MODEL_$(1)),$(MODELS_STAMP) $(shell find $(ARTIFACTS)/$(MODEL_$(1)) -type f 2>/dev/null))
+	@$$(TOOL) image $(1) $(2)$$(if $$(BUILD_FLAGS), --flags="$$(BUILD_FLAGS)")
+endef
+$(foreach app,$(ALL_APPS),$(foreach variant,$(VARIANTS),$(eval $(call image_rule,$(app),$(variant)))))
+IMAGE_STAMPS = $(foreach app,$(APPS),$(foreach variant,$(VARIANTS),$(call image_stamp,$(app),$(variant))))
+
+# A stamp whose image was removed or re-tagged by hand is dropped (one engine call), so that
+# Make builds that image again.
+ifneq ($(filter images image image-% test test-containers test-podman bench-builds train,$(or $(MAKECMDGOALS),help)),)
+$(foreach line,$(shell $(TOOL) forget-missing 2>/dev/null | tr ' ' '~'),$(info $(subst ~, ,$(line))))
+endif
+
+.PHONY: FORCE
+FORCE:
+
 .PHONY: engine
 engine: ## Make sure the container engine answers (installs + starts docker.io on fresh Debian)
-	@$(PYTHON) scripts/engine.py --engine $(ENGINE)
+	@$(TOOL) engine
+
+$(BASE_STAMP): FORCE | engine
+	@$(TOOL) base
 
 .PHONY: base
 base: ## Resolve the base image: pull BASE_IMAGE or build LOCAL_BASE (REBUILD=1: a fresh root fs)
-	@$(PYTHON) scripts/engine.py --engine $(ENGINE)
-	@$(PYTHON) scripts/base.py --engine $(ENGINE) $(if $(REBUILD),--rebuild)
+	@$(TOOL) engine
+	@$(TOOL) base $(if $(REBUILD),--rebuild)
+
+$(WHEELS_STAMP): FORCE
+	@$(TOOL) wheels
 
 .PHONY: wheels
-wheels: ## Fetch every locked wheel (Linux x86_64, CPython 3.11) into build/wheelhouse
-	@$(PYTHON) scripts/wheels.py
+wheels: $(WHEELS_STAMP) ## Fetch every locked wheel (Linux x86_64, CPython 3.11) into build/wheelhouse
+
+$(MODELS_STAMP): | $(call image_stamp,trainer,$(TRAINER_VARIANT))
+	@$(TOOL) train --if-missing
+
+.PHONY: models
+models: $(MODELS_STAMP) ## Train the models with the trainer image unless $(ARTIFACTS)/ has them
 
 .PHONY: images
-images: ## Build all images: grocery-<app>:<variant> for APPS x VARIANTS (12 by default)
-	@$(BUILD_PY) images --apps $(APPS) --variants $(VARIANTS) $(BUILD_EXTRA)
+images: $(IMAGE_STAMPS) ## Build all images: grocery-<app>:<variant> for APPS x VARIANTS (12 by default)
 
 .PHONY: image
-image: ## Build one image: make image APP=backend VARIANT=uv
-	@$(BUILD_PY) images --apps $(APP) --variants $(VARIANT) $(BUILD_EXTRA)
+image: $(call image_stamp,$(APP),$(VARIANT)) ## Build one image: make image APP=backend VARIANT=uv
 
 image-%: ## Build one image by name: make image-backend-uv
-	@$(BUILD_PY) images --apps $(firstword $(subst -, ,$*)) --variants $(lastword $(subst -, ,$*)) $(BUILD_EXTRA)
+	@$(MAKE) image APP=$(patsubst %-$(lastword $(subst -, ,$*)),%,$*) VARIANT=$(lastword $(subst -, ,$*))
 
 .PHONY: explain
 explain: ## Why each step of the last build of APP:VARIANT re-ran or was reused (EXPLAIN_ARGS=--json)
-	@$(PYTHON) scripts/explain.py --app $(APP) --variant $(VARIANT) --engine $(ENGINE) $(EXPLAIN_ARGS)
+	@$(TOOL) explain $(APP) $(VARIANT) $(EXPLAIN_ARGS)
 
 .PHONY: train
-train: ## Run the trainer image (TRAINER_VARIANT), writing models and metrics to $(ARTIFACTS)/
-	@$(BUILD_PY) train --variant $(TRAINER_VARIANT) --out $(ARTIFACTS)
+train: $(call image_stamp,trainer,$(TRAINER_VARIANT)) ## Run the trainer image (TRAINER_VARIANT), writing models and metrics to $(ARTIFACTS)/
+	@$(TOOL) train
 
 .PHONY: up
 up: ## The lab's flow: backend + frontend on a user-defined network (VARIANT=uv), frontend on :8050
-	@$(PYTHON) scripts/stack.py up --variant $(VARIANT) --project $(COMPOSE_PROJECT)
+	@$(TOOL) up --variant $(VARIANT) --project $(COMPOSE_PROJECT)
 
 .PHONY: down
 down: ## Stop the `make up` stack and remove its containers and network
-	@$(PYTHON) scripts/stack.py down --project $(COMPOSE_PROJECT)
+	@$(TOOL) down --project $(COMPOSE_PROJECT)
 
 .PHONY: sbom
-sbom: ## Write a CycloneDX SBOM per image (Python distributions + Debian packages) to build/sbom/
-	@$(PYTHON) scripts/sbom.py --engine $(ENGINE) --apps $(APPS) --variants $(VARIANTS)
+sbom: $(VENV)/.installed ## Write a CycloneDX SBOM per image (Python distributions + Debian packages) to build/sbom/
+	@$(VTOOL) sbom --apps $(APPS) --variants $(VARIANTS)
 
 .PHONY: verify-repro
 verify-repro: ## Build every image twice from clean and compare (identical IDs with podman)
-	@$(PYTHON) scripts/repro.py --engine $(ENGINE) --apps $(APPS) --variants $(VARIANTS)
+	@$(TOOL) verify-repro --apps $(APPS) --variants $(VARIANTS)
 
 # ---- checks -------------------------------------------------------------------------------
 .PHONY: lint
@@ -213,25 +261,25 @@ $(ARTIFACTS)/image/model.safetensors:
 .PHONY: bench-serve
 bench-serve: $(VENV)/.installed $(ARTIFACTS)/image/model.safetensors ## Load-test the backend's /predict (16 clients)
 	@echo ">> benchmarking POST /predict on 127.0.0.1"
-	@$(VPY) scripts/bench_serve.py --model-dir $(ARTIFACTS)/image $(BENCH_SERVE_ARGS)
+	@$(VTOOL) bench-serve --model-dir $(ARTIFACTS)/image $(BENCH_SERVE_ARGS)
 
 .PHONY: bench-builds
 bench-builds: $(VENV)/.installed images ## Benchmark pip/uv/multistage builds (BENCH_APPS/VARIANTS/SCENARIOS/REPEAT)
 	@echo ">> benchmarking builds: apps='$(BENCH_APPS)' variants='$(BENCH_VARIANTS)' scenarios='$(BENCH_SCENARIOS)' x$(BENCH_REPEAT)"
-	@$(VPY) scripts/bench_builds.py --engine $(ENGINE) --apps $(BENCH_APPS) --variants $(BENCH_VARIANTS) \
+	@$(VTOOL) bench-builds --apps $(BENCH_APPS) --variants $(BENCH_VARIANTS) \
 	  --scenarios $(BENCH_SCENARIOS) --repeat $(BENCH_REPEAT) $(BENCH_ARGS)
 
 .PHONY: bench-builds-quick
 bench-builds-quick: $(VENV)/.installed ## A quick bench-builds run (one small image) to check the harness
-	@$(VPY) scripts/bench_builds.py --engine $(ENGINE) --quick $(BENCH_ARGS)
+	@$(VTOOL) bench-builds --quick $(BENCH_ARGS)
 
 .PHONY: clean
 clean: ## Remove generated files and the grocery images (venv and wheelhouse kept)
-	-@$(PYTHON) scripts/stack.py down --project $(COMPOSE_PROJECT) 2>/dev/null
-	-@$(PYTHON) scripts/build.py clean
-	rm -rf build/context build/logs build/base $(ARTIFACTS) .pytest_cache .ruff_cache
+	-@$(TOOL) down --project $(COMPOSE_PROJECT) 2>/dev/null
+	-@$(TOOL) clean
+	rm -rf $(BUILD_DIR)/context $(BUILD_DIR)/logs $(BUILD_DIR)/stamps $(BUILD_DIR)/base $(ARTIFACTS) .pytest_cache .ruff_cache
 	find src tests scripts -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: distclean
 distclean: clean ## Remove everything generated, .venv and wheelhouse included
-	rm -rf $(VENV) build
+	rm -rf $(VENV) $(BUILD_DIR)

@@ -1,6 +1,6 @@
 # Multi-stage: uv installs into a venv in a builder stage; the runtime is a distroless-style
 # root made from the same base (no shell, no package manager, no pip, no uv, no compiler)
-# that carries only the venv and the app. One Dockerfile for every app: scripts/build.py
+# that carries only the venv and the app. One Dockerfile for every app: imagetools/images.py
 # assembles the build context (lock.txt, tools.txt, wheels/, app/, prune_rootfs.py).
 ARG BASE_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 
@@ -17,11 +17,11 @@ RUN --mount=type=bind,source=prune_rootfs.py,target=/tmp/prune_rootfs.py \
 # ---- builder: the venv, exactly the lock, pruned of the files listed under `prune` in
 # dockerfiles/apps.toml (torch's headers and C++ tests, package test suites), bytecode
 # compiled hash-based ---------------------------------------------------------------------
-# The `date` lines are timestamps scripts/bench_builds.py reads from the build log.
+# The `date` lines are timestamps imagetools/bench_builds.py reads from the build log.
 FROM ${BASE_IMAGE} AS builder
 HEALTHCHECK NONE
 # Every file this RUN mounts reaches the cache key through DEPS_SHA256, the sha256 of every
-# context file outside app/ that scripts/build.py (step_inputs) computes from the bytes on
+# context file outside app/ that imagetools/images.py (step_inputs) computes from the bytes on
 # disk: Podman keys a RUN on its text, build args and parent layer, not on mounted content.
 ARG DEPS_SHA256=unset
 RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
@@ -76,7 +76,7 @@ HEALTHCHECK --interval=5s --timeout=4s --start-period=30s --retries=3 \
   CMD ["/opt/venv/bin/python", "/app/healthcheck.py"]
 ENTRYPOINT ["/opt/venv/bin/python", "/app/launch.py"]
 
-# A service declares its port (apps.toml `port`, passed as PORT by scripts/build.py, which
+# A service declares its port (apps.toml `port`, passed as PORT by imagetools/images.py, which
 # builds this target for services and the `job` target above for jobs, which declare none).
 FROM job AS service
 ARG PORT=8000

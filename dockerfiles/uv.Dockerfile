@@ -1,5 +1,5 @@
 # Single stage, uv: the same lock and wheels as the pip variant, installed by uv. One
-# Dockerfile for every app: scripts/build.py assembles the build context (lock.txt,
+# Dockerfile for every app: imagetools/images.py assembles the build context (lock.txt,
 # tools.txt, wheels/, app/) from dockerfiles/apps.toml.
 # Hermetic: every RUN works with --network=none; packages come only from the context's
 # hash-checked wheels.
@@ -17,10 +17,10 @@ ENV VIRTUAL_ENV=/opt/venv \
 # code-only change reuses it. uv itself comes from the hash-locked wheelhouse (its ghcr
 # image cannot be pulled everywhere) into a throw-away venv: the image keeps no uv, no pip
 # and no cache. Bytecode is compiled hash-based, exactly as in the pip variant. The `date`
-# lines are timestamps scripts/bench_builds.py reads from the build log. The base's
+# lines are timestamps imagetools/bench_builds.py reads from the build log. The base's
 # setuid/setgid bits (su, mount, passwd, ...) are dropped: no service needs them.
 # Every file this RUN mounts reaches the cache key through DEPS_SHA256, the sha256 of every
-# context file outside app/ that scripts/build.py (step_inputs) computes from the bytes on
+# context file outside app/ that imagetools/images.py (step_inputs) computes from the bytes on
 # disk: Podman keys a RUN on its text, build args and parent layer, not on mounted content.
 ARG DEPS_SHA256=unset
 RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
@@ -70,7 +70,7 @@ HEALTHCHECK --interval=5s --timeout=4s --start-period=30s --retries=3 \
   CMD ["/opt/venv/bin/python", "/app/healthcheck.py"]
 ENTRYPOINT ["/opt/venv/bin/python", "/app/launch.py"]
 
-# A service declares its port (apps.toml `port`, passed as PORT by scripts/build.py, which
+# A service declares its port (apps.toml `port`, passed as PORT by imagetools/images.py, which
 # builds this target for services and the `job` target above for jobs, which declare none).
 FROM job AS service
 ARG PORT=8000

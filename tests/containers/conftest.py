@@ -12,10 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from containers_support import (
-    ENGINE,
+    ENGINE_OBJ,
     IMAGES,
     Service,
-    common,
     engine,
     image_ref,
     remove_containers,
@@ -83,7 +82,7 @@ print(json.dumps({
 @pytest.fixture(scope="session", autouse=True)
 def _no_leftovers() -> Iterator[None]:
     """Remove `grocery-test-*` containers and networks a crashed run left, before and after."""
-    common.engine_command(ENGINE)  # a clear error when no usable client exists
+    assert ENGINE_OBJ.command  # a clear error when no usable client exists
     remove_containers()
     remove_networks()
     yield
@@ -91,7 +90,7 @@ def _no_leftovers() -> Iterator[None]:
     remove_networks()
     # The mutation and repro tests leave build-cache records of every build they made:
     # keep BuildKit's cache bounded (BUILD_CACHE_KEEP, 20GB by default), as bench and repro do.
-    common.trim_build_cache(ENGINE)
+    ENGINE_OBJ.trim_cache()
 
 
 @pytest.fixture(scope="session")

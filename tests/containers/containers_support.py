@@ -1,7 +1,8 @@
-"""Helpers for the container tests: the engine client (scripts/common.py), images, containers.
+"""Helpers for the container tests: the engine (imagetools.engines), images, containers.
 
-Every engine call goes through common.engine_run, so ENGINE (docker|podman) and the client
-choice (Debian's 20.10 client with BuildKit here) are the build scripts' own.
+Every engine call goes through the tooling's Engine object, so ENGINE (docker|podman),
+IMAGE_PREFIX and the client choice (Debian's 20.10 client with BuildKit here) are the build
+tooling's own, from the same configuration object.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import tomllib
 import urllib.error
@@ -20,21 +20,18 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ROOT / "scripts"
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
+from imagetools.common import ROOT
+from imagetools.config import VARIANTS, Config
+from imagetools.engines import engine_for
+from imagetools.lockfile import read_lock
 
-import common  # noqa: E402 - scripts/ must be on sys.path first
-from common import load_script  # noqa: E402, F401 - re-exported for the tests
-from locks import read_lock  # noqa: E402
-
-ENGINE = os.environ.get("ENGINE", "docker")
+CFG = Config.from_env()
+ENGINE_OBJ = engine_for(CFG)
+ENGINE = CFG.engine
 PREFIX = "grocery-test-"
 VENV_PYTHON = "/opt/venv/bin/python"
 NONROOT = "65532"
 APPS: dict[str, dict] = tomllib.loads((ROOT / "dockerfiles" / "apps.toml").read_text())
-VARIANTS: tuple[str, ...] = common.VARIANTS
 SERVICES = [app for app, spec in APPS.items() if "port" in spec]
 IMAGES = [(app, variant) for app in APPS for variant in VARIANTS]
 
@@ -45,7 +42,7 @@ class EngineError(AssertionError):
 
 def engine(args: list[str], timeout: float = 300, check: bool = True) -> str:
     """Run the engine client; return stdout. check=True raises EngineError on failure."""
-    result = common.engine_run(ENGINE, args, capture_output=True, text=True, timeout=timeout)
+    result = ENGINE_OBJ.run(args, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise EngineError(
             f"`{ENGINE} {' '.join(args)}` failed ({result.returncode}): "
@@ -55,17 +52,17 @@ def engine(args: list[str], timeout: float = 300, check: bool = True) -> str:
 
 
 def engine_result(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    return common.engine_run(ENGINE, args, capture_output=True, text=True, timeout=timeout)
+    return ENGINE_OBJ.run(args, capture_output=True, text=True, timeout=timeout)
 
 
 def image_ref(app: str, variant: str) -> str:
-    return f"grocery-{app}:{variant}"
+    return CFG.tag(app, variant)
 
 
 def require_image(ref: str) -> None:
     """Fail (never build, never skip) when an image is missing."""
-    if not common.image_exists(ENGINE, ref):
-        app, variant = ref.removeprefix("grocery-").split(":")
+    if not ENGINE_OBJ.exists(ref):
+        app, variant = ref.removeprefix(CFG.image_prefix).split(":")
         raise AssertionError(
             f"image {ref} is missing: build it first with `make images` "
             f"(or `make image APP={app} VARIANT={variant}`)"

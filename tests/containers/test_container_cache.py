@@ -1,13 +1,12 @@
 """A code-only change rebuilds only the app layer: the dependency layer comes from the cache.
 
-Uses scripts/build.py's own functions on a private copy of its build folder (the real
+Uses the tooling's own functions (imagetools.images) on a private copy of its build folder (the real
 build/context and the real images are untouched) and tags `grocery-cachetest-*`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import uuid
@@ -16,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from containers_support import ENGINE, ROOT, common, engine, image_ref, load_script, require_image
+from containers_support import CFG, ROOT, engine, image_ref, require_image
 
-base = load_script("base")
-build = load_script("build")
-wheels = load_script("wheels")
+from imagetools import images
+from imagetools.engines import Engine, engine_for
+from imagetools.wheelhouse import wheel_hashes
 
 pytestmark = pytest.mark.container
 
@@ -34,6 +33,7 @@ TAG = f"{PREFIX}{APP}:{VARIANT}"
 class Built:
     """The first build of the app: its context, base image, epoch and layers."""
 
+    builder: Engine
     ctx: Path
     base_image: str
     epoch: int
@@ -51,29 +51,22 @@ def first_build() -> Iterator[Built]:
     private = ROOT / "build" / f"cachetest-{uuid.uuid4().hex[:8]}"
     private.mkdir(parents=True)
     (private / "wheelhouse").symlink_to(ROOT / "build" / "wheelhouse")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(build, "BUILD", private)
-        patch.setenv("IMAGE_PREFIX", PREFIX)
-        try:
-            epoch = common.source_date_epoch()
-            base_image = base.resolve(
-                ENGINE,
-                os.environ.get("BASE_IMAGE") or base.DEFAULT_BASE,
-                os.environ.get("LOCAL_BASE") or base.DEFAULT_LOCAL_BASE,
-                epoch,
-            )
-            wheel_hashes = wheels.file_hashes(ROOT / "build" / "wheelhouse")
-            ctx = build.assemble_context(APP, wheel_hashes, ROOT / "artifacts", epoch)
-            assert ctx.is_relative_to(private)
-            assert build.image_name(APP, VARIANT) == TAG
-            image_ids: list[str] = []
-            build.build_image(ENGINE, APP, VARIANT, ctx, base_image, epoch, [])
-            image_ids.append(image_id(TAG))
-            log_file = private / "logs" / f"{APP}-{VARIANT}.log"
-            yield Built(ctx, base_image, epoch, layers(TAG), log_file, wheel_hashes, image_ids)
-        finally:
-            shutil.rmtree(private, ignore_errors=True)
-            remove_test_images(image_ids)
+    builder = engine_for(CFG.replace(build_dir=private, image_prefix=PREFIX))
+    image_ids: list[str] = []
+    try:
+        base_image = images.prepare(builder, [APP])
+        hashes = wheel_hashes(builder.cfg)
+        ctx = images.assemble_context(builder.cfg, APP, VARIANT, hashes)
+        assert ctx.is_relative_to(private)
+        assert builder.cfg.tag(APP, VARIANT) == TAG
+        images.build_image(builder, APP, VARIANT, ctx, base_image, [])
+        image_ids.append(image_id(TAG))
+        log_file = private / "logs" / builder.name / f"{PREFIX}{APP}-{VARIANT}.log"
+        yield Built(builder, ctx, base_image, builder.cfg.source_date_epoch, layers(TAG),
+                    log_file, hashes, image_ids)  # fmt: skip
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        remove_test_images(image_ids)
 
 
 def remove_test_images(image_ids: list[str]) -> None:
@@ -111,10 +104,12 @@ def rebuild_after_code_change(first: Built, revision: str | None, epoch: int) ->
     source = sorted((first.ctx / "app" / APP).glob("*.py"))[0]
     with source.open("a") as handle:
         handle.write(f"# a code-only change {uuid.uuid4().hex}\n")
-    with pytest.MonkeyPatch.context() as patch:
-        if revision:
-            patch.setattr(build, "git_revision", lambda: revision)
-        build.build_image(ENGINE, APP, VARIANT, first.ctx, first.base_image, epoch, [])
+    builder = engine_for(
+        first.builder.cfg.replace(
+            source_date_epoch=epoch, revision=revision or first.builder.cfg.revision
+        )
+    )
+    images.build_image(builder, APP, VARIANT, first.ctx, first.base_image, [])
     first.image_ids.append(image_id(TAG))
     log = first.log_file.read_text()
     assert step_status(log, INSTALL_STEP) == "CACHED", (
@@ -137,6 +132,11 @@ def test_code_only_change_reuses_the_dependency_layer(first_build: Built) -> Non
 def test_new_commit_with_code_only_change_reuses_the_dependency_layer(first_build: Built) -> None:
     """What CI sees: a new commit changes VCS_REF, CREATED and the context's mtimes."""
     epoch = first_build.epoch + 3600
-    build.assemble_context(APP, first_build.wheel_hashes, ROOT / "artifacts", epoch)
+    images.assemble_context(
+        first_build.builder.cfg.replace(source_date_epoch=epoch),
+        APP,
+        VARIANT,
+        first_build.wheel_hashes,
+    )
     after = rebuild_after_code_change(first_build, "f" * 40, epoch)
     assert after[:-1] == first_build.layers[:-1], "a layer below the app layer changed"

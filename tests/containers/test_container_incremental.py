@@ -31,16 +31,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from containers_support import ROOT, VENV_PYTHON, common, copy_repository, read_lock
+from containers_support import CFG, ROOT, VENV_PYTHON, copy_repository, read_lock
+
+from imagetools.config import VARIANTS
+from imagetools.engines import engine_for
 
 pytestmark = pytest.mark.container
 
 APP = "flask"
 ENGINES = ("docker", "podman")
-VARIANTS = common.VARIANTS
 SOURCE = "src/flask_api/views.py"
 PROBE = "dockerfiles/runtime/healthcheck.py"
-HELPER = "dockerfiles/runtime/scrub_venv.py"
+HELPER = "dockerfiles/buildtime/scrub_venv.py"
 MODEL = "artifacts/tabular/model.skops"
 ENV_BEFORE = 'env = { MODEL_DIR = "/app/model", MAX_CONTENT_LENGTH'
 MODEL_DIR = f"/app/{uuid.uuid4().hex[:5]}"  # as long as /app/model
@@ -120,7 +122,7 @@ class Copy:
 
     def make_image(self) -> subprocess.CompletedProcess:
         env = dict(os.environ, IMAGE_PREFIX=self.prefix,
-                   SOURCE_DATE_EPOCH=str(common.source_date_epoch()))  # fmt: skip
+                   SOURCE_DATE_EPOCH=str(CFG.source_date_epoch))  # fmt: skip
         return subprocess.run(
             ["make", "-C", str(self.root), "image", f"APP={APP}", f"VARIANT={self.variant}",
              f"ENGINE={self.engine}"],
@@ -145,10 +147,13 @@ class Copy:
         return {ln.split(" ", 2)[1].rstrip(":"): ln.split(" ", 2)[2] for ln in lines}
 
     def build_log(self) -> str:
-        return self.path(f"build/logs/{APP}-{self.variant}.log").read_text()
+        log = f"build/logs/{self.engine}/{self.prefix}{APP}-{self.variant}.log"
+        return self.path(log).read_text()
 
     def run_engine(self, args: list[str]) -> str:
-        result = common.engine_run(self.engine, args, capture_output=True, text=True, timeout=300)
+        result = engine_for(CFG.replace(engine=self.engine)).run(
+            args, capture_output=True, text=True, timeout=300
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -179,7 +184,7 @@ def copy(request: pytest.FixtureRequest) -> Iterator[Copy]:
     try:
         yield work
     finally:
-        common.engine_run(engine, ["rmi", work.tag], capture_output=True)
+        engine_for(CFG.replace(engine=engine)).remove(work.tag)
         shutil.rmtree(work.root, ignore_errors=True)
 
 
@@ -270,7 +275,7 @@ def test_an_image_that_misses_its_inputs_is_refused_and_not_tagged(engine: str) 
     fault) and the second one's image is refused, with one line naming it."""
     work = make_copy(engine, "uv")
     try:
-        env = dict(os.environ, IMAGE_PREFIX=work.prefix, BUILD_ARGS="--build-arg=DEPS_SHA256=same")
+        env = dict(os.environ, IMAGE_PREFIX=work.prefix, BUILD_FLAGS="--build-arg=DEPS_SHA256=same")
         for app in ("flask", "frontend"):
             result = subprocess.run(
                 ["make", "-C", str(work.root), "image", f"APP={app}", "VARIANT=uv",
@@ -281,10 +286,10 @@ def test_an_image_that_misses_its_inputs_is_refused_and_not_tagged(engine: str) 
             return
         assert result.returncode != 0
         last = result.stderr.strip().splitlines()[-2]  # the last line is make's own
-        assert last.startswith(f"build: error: refusing to tag {work.prefix}frontend:uv"), last
+        assert last.startswith(f"imagetools: error: refusing to tag {work.prefix}frontend:uv"), last
         assert "distributions differ from frontend's lock" in last
-        assert not common.image_exists(engine, f"{work.prefix}frontend:uv")
+        assert not engine_for(CFG.replace(engine=engine)).exists(f"{work.prefix}frontend:uv")
     finally:
         for app in ("flask", "frontend"):
-            common.engine_run(engine, ["rmi", f"{work.prefix}{app}:uv"], capture_output=True)
+            engine_for(CFG.replace(engine=engine)).remove(f"{work.prefix}{app}:uv")
         shutil.rmtree(work.root, ignore_errors=True)

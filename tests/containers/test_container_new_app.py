@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 from containers_support import (
+    CFG,
     ENGINE,
     ROOT,
     VARIANTS,
     Service,
-    common,
     copy_repository,
     engine,
     http,
@@ -72,7 +72,7 @@ print(json.dumps(sorted({re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower() + "=
 def make(copy: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", "-C", str(copy), *args, f"ENGINE={ENGINE}", f"VENV={ROOT / '.venv'}"],
-        env=dict(os.environ, SOURCE_DATE_EPOCH=str(common.source_date_epoch()), **(env or {})),
+        env=dict(os.environ, SOURCE_DATE_EPOCH=str(CFG.source_date_epoch), **(env or {})),
         capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
 

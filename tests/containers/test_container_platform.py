@@ -12,7 +12,7 @@ import subprocess
 import uuid
 
 import pytest
-from containers_support import APPS, ENGINE, ROOT, Service, common, engine, http, unique_name
+from containers_support import APPS, ENGINE, ENGINE_OBJ, ROOT, Service, engine, http, unique_name
 
 pytestmark = pytest.mark.container
 
@@ -44,7 +44,7 @@ def test_an_arm64_default_platform_still_builds_and_runs_amd64(monkeypatch) -> N
         assert http(f"http://{mapping}/health")[0] == 200
     finally:
         engine(["rm", "--force", name], check=False)
-        common.engine_run(ENGINE, ["rmi", tag], capture_output=True)
+        ENGINE_OBJ.remove(tag)
 
 
 def test_an_unsupported_platform_is_one_clear_line() -> None:
@@ -52,7 +52,7 @@ def test_an_unsupported_platform_is_one_clear_line() -> None:
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if not line.startswith("make")]
     assert errors == [
-        "build: error: PLATFORM=linux/arm64 is not covered by the locks and the wheelhouse "
+        "imagetools: error: PLATFORM=linux/arm64 is not covered by the locks and the wheelhouse "
         "(CPython 3.11 wheels for linux/amd64): build linux/amd64, which arm64 hosts (Apple "
         "silicon) run under emulation"
     ]

@@ -1,42 +1,105 @@
-"""The build scripts import each other by plain name (`from common import ...`), as they do
-when run as `python scripts/x.py`: put scripts/ on sys.path before the tests import them.
+"""Fixtures of the build tooling's tests. The tooling is one package, scripts/imagetools, which
+the tests import as `imagetools` (pyproject's pytest `pythonpath` holds scripts/).
 
-Appended, not prepended: it must not shadow an installed module for the rest of the session
-(`build` is one; scripts/build.py is loaded by path instead)."""
+Nothing here starts a real engine: `fake_client` is an executable that records its command
+lines and answers what a test tells it, and `make_engine` gives each test fresh Docker or
+Podman objects talking to it (a fresh object has no cached client).
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ROOT / "scripts"
-if str(SCRIPTS) not in sys.path:
-    sys.path.append(str(SCRIPTS))
+from imagetools.config import Config
+from imagetools.engines import Docker, Engine, Podman
+
+EPOCH = 1_000_000_000
+
+FAKE_CLIENT = """#!{python}
+import json, os, sys
+here = os.path.dirname(os.path.abspath(__file__))
+args = sys.argv[1:]
+with open(os.path.join(here, "calls.jsonl"), "a") as log:
+    env = {{key: os.environ.get(key) for key in ("DOCKER_BUILDKIT",)}}
+    log.write(json.dumps({{"args": args, "env": env}}) + "\\n")
+with open(os.path.join(here, "answers.json")) as handle:
+    answers = json.load(handle)
+words = " ".join(args)
+for prefix, (out, err, code) in answers:
+    if words.startswith(prefix):
+        sys.stdout.write(out)
+        sys.stderr.write(err)
+        sys.exit(code)
+"""
 
 
-@pytest.fixture(scope="session")
-def build_module() -> ModuleType:
-    """scripts/build.py, imported under its own name (`build` is also a PyPI package)."""
-    name = "grocery_build_script"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SCRIPTS / "build.py")
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+class FakeClient:
+    """An engine client: records each command line and answers the first matching prefix
+    (with nothing and exit 0 when none matches)."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / "fake-engine"
+        self.path.write_text(FAKE_CLIENT.format(python=sys.executable))
+        self.path.chmod(0o755)
+        self._answers: list[tuple[str, tuple[str, str, int]]] = []
+        self._save()
+
+    def _save(self) -> None:
+        (self.path.parent / "answers.json").write_text(json.dumps(self._answers))
+
+    def answer(self, prefix: str, out: str = "", err: str = "", code: int = 0) -> None:
+        """Commands starting with prefix (their words joined by spaces) print out and err and
+        exit with code; answers given first win."""
+        self._answers.append((prefix, (out, err, code)))
+        self._save()
+
+    @property
+    def calls(self) -> list[list[str]]:
+        return [entry["args"] for entry in self._entries()]
+
+    @property
+    def envs(self) -> list[dict[str, str | None]]:
+        return [entry["env"] for entry in self._entries()]
+
+    def _entries(self) -> list[dict]:
+        log = self.path.parent / "calls.jsonl"
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-@pytest.fixture(autouse=True)
-def _fresh_engine_cache():
-    """common.engine_command is cached per process: no test may see another's client."""
-    import common
+@pytest.fixture
+def cfg(tmp_path: Path) -> Config:
+    """The default configuration, with build/ and artifacts/ under tmp_path."""
+    return Config(build_dir=tmp_path / "build", artifacts=tmp_path / "artifacts",
+                  source_date_epoch=EPOCH, revision="0123abc")  # fmt: skip
 
-    common.engine_command.cache_clear()
-    yield
-    common.engine_command.cache_clear()
+
+@pytest.fixture
+def fake_client(tmp_path: Path) -> FakeClient:
+    return FakeClient(tmp_path / "fake-client")
+
+
+MakeEngine = Callable[..., Engine]
+
+
+@pytest.fixture
+def make_engine(cfg: Config, fake_client: FakeClient) -> MakeEngine:
+    """make_engine("docker" | "podman", **config changes): a new engine object each call,
+    whose client is fake_client (Docker's with DOCKER_BUILDKIT=1, as the real one)."""
+
+    def make(kind: str = "docker", **changes) -> Engine:
+        base = {"docker": Docker, "podman": Podman}[kind]
+        env = {"DOCKER_BUILDKIT": "1"} if kind == "docker" else {}
+
+        class Fake(base):
+            def client(self) -> tuple[list[str], dict[str, str]]:
+                return [str(fake_client.path)], env
+
+        return Fake(cfg.replace(engine=kind, **changes))
+
+    return make

@@ -1,12 +1,16 @@
-"""scripts/explain.py: the engine's decisions, one line per step, and the stale-reuse guard."""
+"""imagetools.explain: the engine's decisions, one line per step, and the stale-reuse guard."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-import explain
+from imagetools import explain
+from imagetools.common import ScriptError
+from imagetools.config import Config
+from imagetools.engines import Docker, Podman
 
 BUILDKIT_LOG = """\
 #5 [job 2/3] RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt echo "dependency inputs: sha256:${DEPS_SHA256}" && date
@@ -117,5 +121,64 @@ def test_source_names_are_the_users_paths() -> None:
         "tools.txt": "requirements/tools.txt",
         "prune.txt": "dockerfiles/apps.toml [backend].prune",
         "wheels/a-1-py3-none-any.whl": "build/wheelhouse/a-1-py3-none-any.whl",
-        "scrub_venv.py": "dockerfiles/runtime/scrub_venv.py",
+        "scrub_venv.py": "dockerfiles/buildtime/scrub_venv.py",
     }  # fmt: skip
+
+
+DIGESTS = {"lock.txt": "1" * 64, "prune_rootfs.py": "2" * 64, "app/backend/app.py": "3" * 64}
+ARGS = {"APP": "backend", "VCS_URL": "https://x.invalid", "VCS_REF": "abc", "CREATED": "now"}
+
+
+@pytest.mark.parametrize("variant", ["pip", "uv", "multistage"])
+def test_step_inputs_name_each_steps_inputs(variant: str) -> None:
+    spec = {"model": "image"}
+    steps = explain.step_inputs(False, "backend", spec, variant, DIGESTS, "sha256:base", ARGS)
+    assert list(steps) == (["rootfs"] if variant == "multistage" else []) + ["deps", "app"]
+    dockerfile = f"dockerfiles/{variant}.Dockerfile"
+    assert steps["deps"]["requirements/backend.txt"] == "1" * 64
+    assert "dockerfiles/buildtime/prune_rootfs.py" not in steps["deps"]
+    assert steps["app"]["src/backend/app.py"] == "3" * 64
+    for step, inputs in steps.items():
+        assert inputs["base image"] == "sha256:base"
+        assert f"{dockerfile} (up to the {step} step)" in inputs
+    if variant == "multistage":
+        assert steps["rootfs"]["dockerfiles/buildtime/prune_rootfs.py"] == "2" * 64
+
+
+def test_only_an_engine_whose_labels_are_steps_keys_the_app_step_on_the_build_args() -> None:
+    """Podman makes each LABEL a step: a new revision re-runs `COPY app/`; BuildKit's does
+    not, so the revision is not one of its app step's inputs."""
+    for engine, has_args in ((Docker(Config()), False), (Podman(Config(engine="podman")), True)):
+        steps = explain.step_inputs(engine.label_steps, "backend", {}, "uv", DIGESTS,
+                                    "sha256:base", ARGS)  # fmt: skip
+        named = {name for name in steps["app"] if name.startswith("build arg ")}
+        assert named == ({f"build arg {key}" for key in explain.APP_ARGS} if has_args else set())
+        assert not any(n.startswith("build arg ") for n in steps["deps"]), engine.name
+
+
+def test_record_path_is_per_engine_and_prefix(tmp_path: Path) -> None:
+    cfg = Config(build_dir=tmp_path, engine="podman", image_prefix="ci-")
+    assert explain.record_path(cfg, "flask", "uv") == tmp_path / "explain/podman/ci-flask-uv.json"
+
+
+def test_main_prints_the_lines_of_the_recorded_build(tmp_path: Path, capsys) -> None:
+    cfg = Config(build_dir=tmp_path)
+    path = explain.record_path(cfg, "flask", "pip")
+    path.parent.mkdir(parents=True)
+    saved = {"lines": ["flask:pip deps: cached", "flask:pip app: re-ran, x changed"],
+             "warnings": ["flask:pip app: something"], "image": "flask:pip"}  # fmt: skip
+    path.write_text(json.dumps(saved))
+    assert explain.main(cfg, "explain", ["flask", "pip"]) == 0
+    assert capsys.readouterr().out.splitlines() == [*saved["lines"], "warning: flask:pip app: "
+                                                    "something"]  # fmt: skip
+    assert explain.main(cfg, "explain", ["flask", "pip", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == saved
+
+
+def test_main_without_a_recorded_build_says_how_to_make_one(tmp_path: Path) -> None:
+    cfg = Config(build_dir=tmp_path, engine="podman")
+    with pytest.raises(ScriptError, match=r"no build of flask:uv recorded in .*: run `make image "
+                       r"APP=flask VARIANT=uv ENGINE=podman` first"):  # fmt: skip
+        explain.main(cfg, "explain", ["flask", "uv"])
+    with pytest.raises(ScriptError, match=r"unknown variant 'alpine'"):
+        explain.main(cfg, "explain", ["flask", "alpine"])

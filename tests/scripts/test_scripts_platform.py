@@ -11,60 +11,41 @@ from pathlib import Path
 
 import pytest
 
-import common
-from common import ScriptError
-
-ROOT = Path(__file__).resolve().parents[2]
+from imagetools.common import ROOT
 
 
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """Every command engine_run would start (nothing starts)."""
-    seen: list[list[str]] = []
-    monkeypatch.setattr(common, "engine_command", lambda engine: ([engine], {}))
-
-    def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
-        seen.append(cmd)
-        return subprocess.CompletedProcess(cmd, 0)
-
-    monkeypatch.setattr(common.subprocess, "run", run)
-    monkeypatch.delenv("PLATFORM", raising=False)
-    return seen
-
-
-@pytest.mark.parametrize("engine", ["docker", "podman"])
+@pytest.mark.parametrize("kind", ["docker", "podman"])
 @pytest.mark.parametrize("command", ["build", "pull", "run", "create"])
-def test_build_pull_run_and_create_name_the_platform(calls, engine: str, command: str) -> None:
-    common.engine_run(engine, [command, "--rm", "x"])
-    never = ["--pull=never"] if engine == "podman" and command in ("run", "create") else []
-    assert calls == [[engine, command, "--platform=linux/amd64", *never, "--rm", "x"]]
+def test_build_pull_run_and_create_name_the_platform(make_engine, fake_client, kind: str,
+                                                     command: str) -> None:  # fmt: skip
+    """Podman also never pulls on run and create: with a platform, its pull policy would
+    replace a local tag by a registry's image of the same name."""
+    make_engine(kind).run([command, "--rm", "x"])
+    never = ["--pull=never"] if kind == "podman" and command in ("run", "create") else []
+    assert fake_client.calls == [[command, "--platform=linux/amd64", *never, "--rm", "x"]]
 
 
-def test_other_commands_and_an_explicit_platform_are_left_alone(calls) -> None:
-    common.engine_run("docker", ["image", "inspect", "x"])
-    common.engine_run("podman", ["run", "--platform", "linux/amd64", "x"])
-    assert calls == [["docker", "image", "inspect", "x"],
-                     ["podman", "run", "--platform", "linux/amd64", "x"]]  # fmt: skip
+def test_other_commands_and_an_explicit_platform_are_left_alone(make_engine,
+                                                                fake_client) -> None:  # fmt: skip
+    make_engine("docker").run(["image", "inspect", "x"])
+    make_engine("podman").run(["run", "--platform", "linux/amd64", "x"])
+    make_engine("podman").run(["save", "--output", "x.tar", "x"])
+    assert fake_client.calls == [["image", "inspect", "x"],
+                                 ["run", "--platform", "linux/amd64", "x"],
+                                 ["save", "--output", "x.tar", "x"]]  # fmt: skip
 
 
-def test_a_platform_the_locks_do_not_cover_is_refused(calls, monkeypatch) -> None:
-    monkeypatch.setenv("PLATFORM", "linux/arm64")
-    with pytest.raises(ScriptError, match=r"^PLATFORM=linux/arm64 is not covered by the locks"):
-        common.engine_run("docker", ["build", "."])
-    assert calls == []
-
-
-def test_build_refuses_it_before_anything_runs() -> None:
+def test_an_image_command_refuses_it_before_anything_runs(tmp_path: Path) -> None:
     """One line, exit 1, and no engine check or download first."""
-    result = subprocess.run(
-        [sys.executable, "scripts/build.py", "images", "--apps", "flask", "--variants", "uv"],
-        cwd=ROOT, env=dict(os.environ, PLATFORM="linux/arm64"),
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "scripts"), PLATFORM="linux/arm64",
+               BUILD_DIR=str(tmp_path / "build"))  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "imagetools", "image", "flask", "uv"], cwd=ROOT,
+                            env=env, capture_output=True, text=True, check=False)  # fmt: skip
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.startswith("build: error: PLATFORM=linux/arm64 is not covered")
+    assert result.stderr.startswith("imagetools: error: PLATFORM=linux/arm64 is not covered")
     assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "build").exists()
 
 
 def pythons() -> dict[tuple[int, int], str]:

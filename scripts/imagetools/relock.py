@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
-"""Lock `requirements/*.in` into hashed `requirements/*.txt` with pip-compile, or check them.
+"""Write the locks: `requirements/*.in` into hashed `requirements/*.txt` with pip-compile,
+or check them (lockfile.py reads them).
 
-    python scripts/lock.py            # regenerate every lock (make lock)
-    python scripts/lock.py --upgrade  # also move pins to the newest allowed versions
-    python scripts/lock.py --check    # fail if a lock is stale or unsafe (make lock-check)
-
-    python scripts/lock.py --only myapp  # only these locks (dev.txt must already be locked)
+    python -m imagetools lock            # regenerate every lock (make lock)
+    python -m imagetools lock --upgrade  # also move pins to the newest allowed versions
+    python -m imagetools lock --check    # fail if a lock is stale or unsafe (make lock-check)
+    python -m imagetools lock --only myapp  # only these locks (dev.txt must be locked)
 
 The locks are dev, tools and one per app of dockerfiles/apps.toml (the one list of apps).
 `dev.in` includes every app's inputs, so it is locked first; each app lock is then compiled
@@ -29,7 +28,10 @@ import sys
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from .common import ROOT
+from .common import ScriptError as LockError
+from .config import Config
+
 REQ = ROOT / "requirements"
 TOOLS = "tools"  # the installers' lock (uv), in every image
 MARKER = "# input-sha256: "
@@ -42,10 +44,6 @@ FORBIDDEN = re.compile(
     re.MULTILINE | re.IGNORECASE,
 )
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", re.MULTILINE)
-
-
-class LockError(Exception):
-    """A problem reported as one line and exit status 1."""
 
 
 def app_names() -> list[str]:
@@ -177,8 +175,8 @@ def check_lock(name: str) -> list[str]:
     return problems
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(cfg: Config, command: str, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"imagetools {command}")
     parser.add_argument("--check", action="store_true", help="check, do not write")
     parser.add_argument("--upgrade", action="store_true", help="move pins to newest versions")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="lock only these")
@@ -206,7 +204,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lock: error: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,10 +1,11 @@
-"""scripts/locks.py: reading hashed pip-compile locks."""
+"""imagetools.lockfile: reading hashed pip-compile locks."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from locks import Pin, normalize, read_lock
+from imagetools.common import ROOT
+from imagetools.lockfile import Pin, normalize, read_lock
 
 A, B, C, D, E = (f"{n:064x}" for n in (0xA, 0xB, 0xC, 0xD, 0xE))
 SAMPLE = f"""# input-sha256: {"f" * 64}
@@ -64,7 +65,7 @@ def test_normalize_follows_pep_503() -> None:
 
 
 def test_every_committed_lock_reads_with_hashes() -> None:
-    for lock in sorted((Path(__file__).resolve().parents[2] / "requirements").glob("*.txt")):
+    for lock in sorted((ROOT / "requirements").glob("*.txt")):
         pins = read_lock(lock)
         pinned_lines = [ln for ln in lock.read_text().splitlines() if "==" in ln.split("#")[0]]
         assert len(pins) == len(pinned_lines), f"{lock.name}: a pin was not read"

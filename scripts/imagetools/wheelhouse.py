@@ -1,38 +1,26 @@
-#!/usr/bin/env python3
 """Fetch every wheel the images install into one hash-checked wheelhouse: `make wheels`.
-
-    python scripts/wheels.py [--dest build/wheelhouse] [--apps backend frontend ...]
 
 Fetch, then build: the image builds install only from this folder, with no index. Wheels
 already present (matched by sha256) are reused. The wheelhouse holds the images' platform,
 CPython 3.11 on Linux x86_64 (manylinux), whatever the host is, so a Mac fetches Linux
 wheels. PyTorch's CPU wheel comes from TORCH_FIND_LINKS (PyTorch's CPU wheel page).
+build/wheelhouse/SHA256SUMS lists what is there; it is rewritten only when that changes, so
+Make rebuilds the images only then.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
-from common import (
-    BUILD,
-    ROOT,
-    ScriptError,
-    content_mtime_ns,
-    load_apps,
-    main_wrapper,
-    note,
-    sha256_files,
-    shown,
-    step,
-)  # fmt: skip
-from locks import Pin, normalize, read_lock
+from .apps import load_apps
+from .common import ROOT, ScriptError, content_mtime_ns, note, sha256_files, shown, step
+from .config import Config
+from .lockfile import Pin, normalize, read_lock
 
-TORCH_FIND_LINKS = "https://download.pytorch.org/whl/cpu/torch/"
 # The images' platform: glibc 2.36 (Debian 12) accepts manylinux wheels up to 2_36.
 PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(36, 16, -1)]
 PLATFORMS += ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"]
@@ -99,7 +87,7 @@ def missing_pins(pins: list[Pin], hashes: dict[str, str]) -> list[Pin]:
     return [pin for pin in pins if not pin.hashes & present]
 
 
-def download(pins: list[Pin], dest: Path) -> None:
+def download(pins: list[Pin], dest: Path, find_links: str) -> None:
     requirements = dest / "requirements-missing.txt"
     requirements.write_text("".join(pin.requirement + "\n" for pin in pins))
     cmd = [
@@ -107,7 +95,7 @@ def download(pins: list[Pin], dest: Path) -> None:
         "--require-hashes", "--only-binary=:all:", "--python-version", "3.11",
         "--implementation", "cp", "--abi", "cp311", "--abi", "abi3", "--abi", "none",
         "--disable-pip-version-check", "--progress-bar", "off",
-        "--find-links", os.environ.get("TORCH_FIND_LINKS", TORCH_FIND_LINKS),
+        "--find-links", find_links,
         *(arg for platform in PLATFORMS for arg in ("--platform", platform)),
         "-r", str(requirements),
     ]  # fmt: skip
@@ -119,10 +107,11 @@ def download(pins: list[Pin], dest: Path) -> None:
     requirements.unlink()
 
 
-def ensure_wheelhouse(dest: Path, apps: list[str]) -> dict[str, str]:
-    """Fill dest with the wheels the apps need; return {filename: sha256}."""
+def ensure_wheelhouse(cfg: Config) -> dict[str, str]:
+    """Fill the wheelhouse with the wheels every app needs; return {filename: sha256}."""
+    dest = cfg.wheelhouse
     dest.mkdir(parents=True, exist_ok=True)
-    pins = lock_pins(apps)
+    pins = lock_pins(list(load_apps()))
     hashes = file_hashes(dest)
     for name in altered_wheels(pins, hashes):
         step(f"{shown(dest / name)} does not match its locked sha256 (altered?): removed, "
@@ -132,7 +121,7 @@ def ensure_wheelhouse(dest: Path, apps: list[str]) -> dict[str, str]:
     missing = missing_pins(pins, hashes)
     if missing:
         step(f"fetching {len(missing)} of {len(pins)} wheels into {shown(dest)}")
-        download(missing, dest)
+        download(missing, dest, cfg.torch_find_links)
         hashes = file_hashes(dest)
         still = missing_pins(pins, hashes)
         if still:
@@ -140,18 +129,19 @@ def ensure_wheelhouse(dest: Path, apps: list[str]) -> dict[str, str]:
             raise ScriptError(f"no wheel with a locked hash for: {names}")
     else:
         note(f"wheelhouse complete: {len(pins)} wheels in {shown(dest)}, sha256 checked")
+    sums = "".join(f"{digest}  {name}\n" for name, digest in sorted(hashes.items()))
+    listing = dest / "SHA256SUMS"
+    if not listing.is_file() or listing.read_text() != sums:
+        listing.write_text(sums)
     return hashes
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dest", type=Path, default=BUILD / "wheelhouse")
-    parser.add_argument("--apps", nargs="+", default=list(load_apps()))
-    args = parser.parse_args()
+def wheel_hashes(cfg: Config) -> dict[str, str]:
+    """{filename: sha256} of the wheelhouse as it is (`make wheels` fills it)."""
+    return file_hashes(cfg.wheelhouse) if cfg.wheelhouse.is_dir() else {}
+
+
+def main(cfg: Config, command: str, argv: list[str]) -> int:
     step("checking the wheelhouse against the locks")
-    ensure_wheelhouse(args.dest.resolve(), args.apps)
+    ensure_wheelhouse(cfg)
     return 0
-
-
-if __name__ == "__main__":
-    main_wrapper(main)

@@ -1,4 +1,4 @@
-"""scripts/wheels.py without downloads: lock pins, the sha256 manifest, what is missing."""
+"""imagetools.wheelhouse without downloads: lock pins, the sha256 manifest, what is missing."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-import common
-import wheels
-from common import ScriptError
-from locks import Pin
+from imagetools import apps, common
+from imagetools import wheelhouse as wheels
+from imagetools.common import ScriptError
+from imagetools.config import Config
+from imagetools.lockfile import Pin
 
 
 def sha(data: bytes) -> str:
@@ -94,7 +95,7 @@ def test_lock_pins_keeps_two_versions_of_one_package(fake_repo: Path) -> None:
 
 
 def test_lock_pins_of_the_real_locks_have_no_conflict() -> None:
-    pins = wheels.lock_pins(list(common.load_apps()))
+    pins = wheels.lock_pins(list(apps.load_apps()))
     assert len({(p.name, p.version) for p in pins}) == len(pins)
     assert any(p.name == "uv" for p in pins), "the installers' lock is always included"
 
@@ -176,69 +177,97 @@ def test_missing_pins_matches_any_locked_hash(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def wheelhouse_repo(fake_repo: Path, tmp_path: Path):
-    """A fake repo whose locks need a and b; returns (dest outside the repo, pins' bytes)."""
+def wheelhouse_repo(fake_repo: Path, tmp_path: Path) -> tuple[Config, dict[str, bytes]]:
+    """A fake repo whose locks need a (every app of apps.toml) and b (the installers);
+    returns a configuration whose wheelhouse is under tmp_path, and the wheels' bytes."""
     data = {"a-1.0-py3-none-any.whl": b"a", "b-2.0-py3-none-any.whl": b"b"}
-    write_locks(
-        fake_repo,
-        app=lock_text(("a", "1.0", [sha(b"a")])),
-        tools=lock_text(("b", "2.0", [sha(b"b")])),
-    )
-    return tmp_path.parent / f"{tmp_path.name}-wheelhouse", data
+    app_lock = lock_text(("a", "1.0", [sha(b"a")]))
+    write_locks(fake_repo, tools=lock_text(("b", "2.0", [sha(b"b")])),
+                **dict.fromkeys(apps.load_apps(), app_lock))  # fmt: skip
+    cfg = Config(build_dir=tmp_path / "build", torch_find_links="/srv/torch-wheels")
+    return cfg, data
 
 
 def test_ensure_wheelhouse_complete_downloads_nothing(wheelhouse_repo, monkeypatch) -> None:
-    dest, data = wheelhouse_repo
-    dest.mkdir()
+    cfg, data = wheelhouse_repo
+    cfg.wheelhouse.mkdir(parents=True)
     for name, content in data.items():
-        (dest / name).write_bytes(content)
+        (cfg.wheelhouse / name).write_bytes(content)
 
-    def no_download(pins, dest):
+    def no_download(pins, dest, find_links):
         raise AssertionError("downloaded although complete")
 
     monkeypatch.setattr(wheels, "download", no_download)
-    assert wheels.ensure_wheelhouse(dest, ["app"]) == {n: sha(c) for n, c in data.items()}
+    expected = {n: sha(c) for n, c in data.items()}
+    assert wheels.ensure_wheelhouse(cfg) == expected
+    assert wheels.wheel_hashes(cfg) == expected
+    sums = cfg.wheelhouse / "SHA256SUMS"
+    assert sums.read_text() == "".join(f"{sha(c)}  {n}\n" for n, c in sorted(data.items()))
+
+
+def test_the_sums_are_rewritten_only_when_they_change(wheelhouse_repo, monkeypatch) -> None:
+    """Make rebuilds every image when SHA256SUMS is newer than its stamp."""
+    cfg, data = wheelhouse_repo
+    cfg.wheelhouse.mkdir(parents=True)
+    for name, content in data.items():
+        (cfg.wheelhouse / name).write_bytes(content)
+    wheels.ensure_wheelhouse(cfg)
+    sums = cfg.wheelhouse / "SHA256SUMS"
+    os.utime(sums, ns=(1, 1))
+    wheels.ensure_wheelhouse(cfg)
+    assert sums.stat().st_mtime_ns == 1
+    (cfg.wheelhouse / "extra-1.0-py3-none-any.whl").write_bytes(b"extra")
+    wheels.ensure_wheelhouse(cfg)
+    assert sums.stat().st_mtime_ns != 1 and "extra-1.0-py3-none-any.whl" in sums.read_text()
+
+
+def test_wheel_hashes_of_no_wheelhouse_is_empty(tmp_path: Path) -> None:
+    cfg = Config(build_dir=tmp_path / "nothing")
+    assert wheels.wheel_hashes(cfg) == {}
+    assert not cfg.wheelhouse.exists()
 
 
 def test_ensure_wheelhouse_fetches_only_the_missing(wheelhouse_repo, monkeypatch) -> None:
-    dest, data = wheelhouse_repo
-    dest.mkdir()
-    (dest / "a-1.0-py3-none-any.whl").write_bytes(b"a")
+    cfg, data = wheelhouse_repo
+    cfg.wheelhouse.mkdir(parents=True)
+    (cfg.wheelhouse / "a-1.0-py3-none-any.whl").write_bytes(b"a")
     asked = []
 
-    def fake_download(pins, target):
+    def fake_download(pins, target, find_links):
         asked.extend(f"{p.name}=={p.version}" for p in pins)
+        assert (target, find_links) == (cfg.wheelhouse, "/srv/torch-wheels")
         (target / "b-2.0-py3-none-any.whl").write_bytes(b"b")
 
     monkeypatch.setattr(wheels, "download", fake_download)
-    assert set(wheels.ensure_wheelhouse(dest, ["app"])) == set(data)
+    assert set(wheels.ensure_wheelhouse(cfg)) == set(data)
     assert asked == ["b==2.0"]
 
 
 def test_ensure_wheelhouse_fails_when_a_hash_never_arrives(wheelhouse_repo, monkeypatch) -> None:
-    dest, _ = wheelhouse_repo
-    monkeypatch.setattr(wheels, "download", lambda pins, target: None)
+    cfg, _ = wheelhouse_repo
+    monkeypatch.setattr(wheels, "download", lambda pins, target, find_links: None)
     with pytest.raises(ScriptError, match=r"no wheel with a locked hash for: a==1\.0, b==2\.0"):
-        wheels.ensure_wheelhouse(dest, ["app"])
+        wheels.ensure_wheelhouse(cfg)
 
 
 def test_ensure_wheelhouse_fetches_an_altered_wheel_again(wheelhouse_repo, monkeypatch,
                                                           capsys) -> None:  # fmt: skip
     """A locked wheel changed in place (same size) is removed, said, and fetched again."""
-    dest, data = wheelhouse_repo
-    dest.mkdir()
+    cfg, data = wheelhouse_repo
+    dest = cfg.wheelhouse
+    dest.mkdir(parents=True)
     for name, content in data.items():
         (dest / name).write_bytes(content)
-    wheels.ensure_wheelhouse(dest, ["app"])
+    wheels.ensure_wheelhouse(cfg)
     (dest / "a-1.0-py3-none-any.whl").write_bytes(b"A")  # same size, other bytes
     asked = []
 
-    def fetch(pins, target):
+    def fetch(pins, target, find_links):
         asked.extend(f"{p.name}=={p.version}" for p in pins)
         assert not (target / "a-1.0-py3-none-any.whl").exists(), "the altered file was kept"
         (target / "a-1.0-py3-none-any.whl").write_bytes(b"a")
 
     monkeypatch.setattr(wheels, "download", fetch)
-    assert wheels.ensure_wheelhouse(dest, ["app"]) == {n: sha(c) for n, c in data.items()}
+    assert wheels.ensure_wheelhouse(cfg) == {n: sha(c) for n, c in data.items()}
     assert asked == ["a==1.0"]
     assert "a-1.0-py3-none-any.whl does not match its locked sha256" in capsys.readouterr().out

@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """Why each image step re-ran or was reused: `make explain APP=backend VARIANT=uv [--json]`.
 
 Every image build records, per step, the digest of each of its inputs, named as a user
 knows them (a file under src/, requirements/, artifacts/, the wheelhouse, an apps.toml
 field, the base image, the Dockerfile text up to the step, a build arg), together with the
 engine's decision (cached or ran, read from BuildKit's plain progress or Podman's log), in
-build/explain/<app>-<variant>.json. Comparing it with the last build of the same image gives
+build/explain/<engine>/<tag>.json. Comparing it with the last build of the same image gives
 one line per step:
 
     flask:uv deps: re-ran, requirements/flask.txt: scikit-learn 1.9.0 -> 1.9.1
@@ -23,13 +22,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import sys
 from pathlib import Path
 
-from common import BUILD, ROOT, ScriptError, check_variant, main_wrapper, shown
-from locks import read_lock
+from .apps import check_variant
+from .common import ROOT, ScriptError, shown
+from .config import Config
+from .lockfile import read_lock
 
 # Each step of the Dockerfiles: a marker in its instruction (for the engine's log) and in
 # the Dockerfile (the text up to and including that line is one of the step's inputs).
@@ -44,7 +44,7 @@ KEY = re.compile(r"DEPS_SHA256=([0-9a-f]{64})")
 
 def source_name(app: str, spec: dict, rel: str) -> str:
     """The repository path (or apps.toml field) a context file comes from."""
-    runtime = "dockerfiles/runtime/"
+    runtime, helpers = "dockerfiles/runtime/", "dockerfiles/buildtime/"
     if rel.startswith("app/"):
         inner = rel.removeprefix("app/")
         if inner == "launch.json":
@@ -59,7 +59,7 @@ def source_name(app: str, spec: dict, rel: str) -> str:
              ".dockerignore": "dockerfiles/context.dockerignore"}  # fmt: skip
     if rel in names:
         return names[rel]
-    return f"build/wheelhouse/{rel[7:]}" if rel.startswith("wheels/") else runtime + rel
+    return f"build/wheelhouse/{rel[7:]}" if rel.startswith("wheels/") else helpers + rel
 
 
 def dockerfile_upto(dockerfile: Path, marker: str) -> str:
@@ -69,12 +69,13 @@ def dockerfile_upto(dockerfile: Path, marker: str) -> str:
     return hashlib.sha256("".join(lines[: end + 1]).encode()).hexdigest()
 
 
-def step_inputs(engine: str, app: str, spec: dict, variant: str, digests: dict[str, str],
+def step_inputs(label_steps: bool, app: str, spec: dict, variant: str, digests: dict[str, str],
                 base_id: str, args: dict[str, str]) -> dict[str, dict[str, str]]:  # fmt: skip
     """{step: {input name: digest}} for the variant's steps, from the context's digests.
 
-    The app step comes after the labels: Podman makes each LABEL a step of its own, so a new
-    revision re-runs `COPY app/`; BuildKit keeps labels in the config, so it does not."""
+    The app step comes after the labels: an engine whose LABELs are steps of their own
+    (label_steps: Podman) re-runs `COPY app/` for a new revision; BuildKit keeps labels in the
+    config, so it does not."""
     dockerfile = ROOT / "dockerfiles" / f"{variant}.Dockerfile"
     files = {
         "rootfs": {rel: d for rel, d in digests.items() if rel == "prune_rootfs.py"},
@@ -91,8 +92,8 @@ def step_inputs(engine: str, app: str, spec: dict, variant: str, digests: dict[s
             f"{shown(dockerfile)} (up to the {step} step)": dockerfile_upto(dockerfile, marker),
         }
         inputs |= {source_name(app, spec, rel): d for rel, d in files[step].items()}
-        if step == "app":  # after the dependency layer (and, for Podman, the labels)
-            if engine == "podman":
+        if step == "app":  # after the dependency layer (and, with label_steps, the labels)
+            if label_steps:
                 inputs |= {f"build arg {k}": f"{args[k]}" for k in APP_ARGS}
             inputs["the dependency layer"] = hashlib.sha256(
                 json.dumps(steps["deps"], sort_keys=True).encode()).hexdigest()  # fmt: skip
@@ -190,22 +191,20 @@ def recorded_deps_key(history: str) -> str | None:
     return found[-1] if found else None
 
 
-def record_path(engine: str, app: str, variant: str, build: Path = BUILD) -> Path:
+def record_path(cfg: Config, app: str, variant: str) -> Path:
     """The record of the last build of IMAGE_PREFIX<app>:<variant> with this engine."""
-    prefix = os.environ.get("IMAGE_PREFIX", "grocery-")
-    return build / "explain" / engine / f"{prefix}{app}-{variant}.json"
+    return cfg.build_dir / "explain" / cfg.engine / f"{cfg.image_prefix}{app}-{variant}.json"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--app", default=os.environ.get("APP", "backend"))
-    parser.add_argument("--variant", default=os.environ.get("VARIANT", "uv"))
-    parser.add_argument("--engine", default=os.environ.get("ENGINE", "docker"))
+def main(cfg: Config, command: str, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"imagetools {command}")
+    parser.add_argument("app")
+    parser.add_argument("variant")
     parser.add_argument("--json", action="store_true", help="the whole record, as JSON")
-    args = parser.parse_args()
-    path = record_path(args.engine, args.app, check_variant(args.variant))
+    args = parser.parse_args(argv)
+    path = record_path(cfg, args.app, check_variant(args.variant))
     if not path.is_file():
-        image = f"APP={args.app} VARIANT={args.variant} ENGINE={args.engine}"
+        image = f"APP={args.app} VARIANT={args.variant} ENGINE={cfg.engine}"
         raise ScriptError(f"no build of {args.app}:{args.variant} recorded in {shown(path)}: "
                           f"run `make image {image}` first")  # fmt: skip
     record = json.loads(path.read_text())
@@ -215,7 +214,3 @@ def main() -> int:
     else:
         print("\n".join(record["lines"] + [f"warning: {w}" for w in record["warnings"]]))
     return 0
-
-
-if __name__ == "__main__":
-    main_wrapper(main)

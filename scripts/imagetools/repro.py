@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Build each image twice from a clean state and compare: `make verify-repro`.
 
-    python scripts/repro.py [--apps ...] [--variants ...] [--engine docker|podman]
+    python -m imagetools verify-repro [--apps ...] [--variants ...]
 
 Both builds use the same assembled context, `--no-cache`, and SOURCE_DATE_EPOCH = the last
 commit's time. Podman (`--timestamp`) must give identical image IDs. Docker Engine 20.10
@@ -13,7 +12,6 @@ reproducible (bit-identical with podman, content-identical with docker).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -21,34 +19,16 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import base
-import build
-import engine as engine_mod
-from common import (
-    BUILD,
-    VARIANTS,
-    ScriptError,
-    check_variant,
-    engine_run,
-    load_apps,
-    main_wrapper,
-    note,
-    source_date_epoch,
-    step,
-    trim_build_cache,
-)
-from wheels import ensure_wheelhouse
+from . import images
+from .apps import parse_selection
+from .common import ScriptError, note, step
+from .config import Config
+from .engines import Engine, engine_for
+from .wheelhouse import wheel_hashes
 
 # Config fields that record when or where a build ran, not what it produced.
 VOLATILE_CONFIG = {"created", "container", "docker_version", "history", "id", "parent"}
 VOLATILE_CONTAINER_CONFIG = {"Hostname", "Image"}
-
-
-def image_id(engine: str, tag: str) -> str:
-    result = engine_run(
-        engine, ["image", "inspect", "--format", "{{.Id}}", tag], capture_output=True, text=True
-    )
-    return result.stdout.strip()
 
 
 def layer_entries(layer: tarfile.TarFile) -> dict[str, tuple]:
@@ -120,93 +100,55 @@ def _field_diff(x: tuple, y: tuple) -> str:
     return " (" + ", ".join(n for n, p, q in zip(names, x, y, strict=True) if p != q) + ")"
 
 
-def save(engine: str, tag: str, path: Path) -> None:
-    args = ["save", "--output", str(path), tag]
-    if engine == "podman":
-        args[1:1] = ["--format", "docker-archive"]
-    result = engine_run(engine, args, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise ScriptError(f"saving {tag} failed: {result.stderr.strip()}")
-
-
-def verify(engine: str, app: str, variant: str, ctx: Path, base_image: str, epoch: int) -> dict:
+def verify(engine: Engine, app: str, variant: str, ctx: Path, base_image: str) -> dict:
     tags = []
-    saved = os.environ.get("IMAGE_PREFIX")
-    try:
-        for run in ("a", "b"):
-            os.environ["IMAGE_PREFIX"] = f"repro-{os.getpid()}-{run}-"  # unique per run
-            tags.append(build.image_name(app, variant))
-            build.build_image(engine, app, variant, ctx, base_image, epoch, ["--no-cache"])
-    finally:  # a failed build must not leave the prefix set for the rest of the process
-        if saved is None:
-            os.environ.pop("IMAGE_PREFIX", None)
-        else:
-            os.environ["IMAGE_PREFIX"] = saved
-    ids = [image_id(engine, tag) for tag in tags]
-    result = {"image": f"{app}:{variant}", "engine": engine, "ids": ids,
+    for run in ("a", "b"):  # a prefix unique per run
+        build = engine_for(engine.cfg.replace(image_prefix=f"repro-{os.getpid()}-{run}-"))
+        tags.append(build.cfg.tag(app, variant))
+        images.build_image(build, app, variant, ctx, base_image, ["--no-cache"])
+    ids = [engine.image_id(tag) for tag in tags]
+    result = {"image": f"{app}:{variant}", "engine": engine.name, "ids": ids,
               "bit_identical": ids[0] == ids[1], "differences": []}  # fmt: skip
     if not result["bit_identical"]:
-        with tempfile.TemporaryDirectory(dir=BUILD) as tmp:
+        with tempfile.TemporaryDirectory(dir=engine.cfg.build_dir) as tmp:
             contents = []
             for tag in tags:
                 archive = Path(tmp) / f"{tag.replace(':', '-')}.tar"
-                save(engine, tag, archive)
+                engine.save(tag, archive)
                 contents.append(image_content(archive))
         result["differences"] = compare_content(*contents)
     result["content_identical"] = result["bit_identical"] or not result["differences"]
-    engine_run(engine, ["rmi", "--force", *tags], capture_output=True)
-    trim_build_cache(engine)
+    engine.remove(*tags)
+    engine.trim_cache()
     return result
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--engine", default=os.environ.get("ENGINE", "docker"))
-    parser.add_argument("--apps", nargs="*", default=os.environ.get("APPS", "").split())
-    parser.add_argument("--variants", nargs="*", default=os.environ.get("VARIANTS", "").split())
-    parser.add_argument("--artifacts", type=Path, default=build.ROOT / "artifacts")
-    parser.add_argument("--out", type=Path, default=BUILD / "repro")
-    args = parser.parse_args()
-    apps = args.apps or list(load_apps())
-    variants = [check_variant(v) for v in (args.variants or VARIANTS)]
-    engine_mod.ensure(args.engine)
-    epoch = source_date_epoch()
-    base_image = base.resolve(
-        args.engine,
-        os.environ.get("BASE_IMAGE") or base.DEFAULT_BASE,
-        os.environ.get("LOCAL_BASE") or base.DEFAULT_LOCAL_BASE,
-        epoch,
-    )
-    hashes = ensure_wheelhouse(BUILD / "wheelhouse", list(load_apps()))
-    required = "bit-identical" if args.engine == "podman" else "content-identical"
+def main(cfg: Config, command: str, argv: list[str]) -> int:
+    args, apps, variants = parse_selection(command, argv, cfg.build_dir / "repro")
+    engine = engine_for(cfg)
+    base_image = images.prepare(engine, apps)
+    hashes = wheel_hashes(cfg)
+    epoch = cfg.source_date_epoch
+    required = "bit-identical" if engine.bit_reproducible else "content-identical"
     results = []
     total = len(apps) * len(variants)
     for number, (app, variant) in enumerate(((a, v) for a in apps for v in variants), 1):
         step(f"[{number}/{total}] {app}:{variant}: two clean builds (SOURCE_DATE_EPOCH={epoch})")
-        ctx = build.assemble_context(app, hashes, args.artifacts.resolve(), epoch)
-        result = verify(args.engine, app, variant, ctx, base_image, epoch)
-        verdict = (
-            "bit-identical"
-            if result["bit_identical"]
-            else "content-identical"
-            if result["content_identical"]
-            else "DIFFERENT"
-        )
+        ctx = images.assemble_context(cfg, app, variant, hashes)
+        result = verify(engine, app, variant, ctx, base_image)
+        verdict = ("bit-identical" if result["bit_identical"] else
+                   "content-identical" if result["content_identical"] else "DIFFERENT")  # fmt: skip
         note(f"{app}:{variant}: {verdict} ({result['ids'][0][:19]} / {result['ids'][1][:19]})")
         for line in result["differences"][:20]:
             note(f"  {line}")
         results.append(result)
     args.out.mkdir(parents=True, exist_ok=True)
-    report = {"engine": args.engine, "source_date_epoch": epoch, "base_image": base_image,
+    report = {"engine": cfg.engine, "source_date_epoch": epoch, "base_image": base_image,
               "required": required, "results": results}  # fmt: skip
-    (args.out / f"report-{args.engine}.json").write_text(json.dumps(report, indent=2) + "\n")
-    key = "bit_identical" if args.engine == "podman" else "content_identical"
+    (args.out / f"report-{cfg.engine}.json").write_text(json.dumps(report, indent=2) + "\n")
+    key = "bit_identical" if engine.bit_reproducible else "content_identical"
     failed = [r["image"] for r in results if not r[key]]
-    step(f"{len(results) - len(failed)}/{len(results)} images {required} with {args.engine}")
+    step(f"{len(results) - len(failed)}/{len(results)} images {required} with {cfg.engine}")
     if failed:
         raise ScriptError(f"not {required}: {', '.join(failed)}")
     return 0
-
-
-if __name__ == "__main__":
-    main_wrapper(main)

@@ -1,0 +1,87 @@
+"""The base image every variant builds on: `python -m imagetools base [--rebuild]`.
+
+BASE_IMAGE (default: the official python:3.11-slim pinned by digest) is used when it is
+present or can be pulled. When no registry answers, an equivalent base is built from
+Debian's packages (bookworm's Python 3.11) with mmdebstrap and SOURCE_DATE_EPOCH, imported
+as LOCAL_BASE, and used instead; the command says so. The choice is recorded in
+build/stamps/<engine>/base (the reference and its ID), rewritten only when it changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+
+from .common import ROOT, ScriptError, note, shown, step
+from .config import Config
+from .engines import Engine, engine_for
+
+SUITE = os.environ.get("DEBIAN_SUITE", "bookworm")
+# What python:3.11-slim has that matters at run time: Python with venv/ensurepip,
+# libstdc++ (torch, scikit-learn), CA certificates and netbase.
+PACKAGES = ["python3.11", "python3.11-venv", "libstdc++6", "ca-certificates", "netbase"]
+
+
+def build_local_base(engine: Engine, fresh: bool = False) -> None:
+    """Make the root file system (reused from build/base/ unless fresh) and build LOCAL_BASE."""
+    cfg = engine.cfg
+    rootfs = cfg.build_dir / "base" / "rootfs.tar"
+    rootfs.parent.mkdir(parents=True, exist_ok=True)
+    if rootfs.is_file() and not fresh:
+        note(f"reusing {shown(rootfs)} (`make base REBUILD=1` makes a new one)")
+    else:
+        step(f"building {cfg.local_base} from Debian {SUITE} packages (mmdebstrap, "
+             f"SOURCE_DATE_EPOCH={cfg.source_date_epoch})")  # fmt: skip
+        subprocess.run([str(ROOT / "scripts" / "ensure-apt.sh"), "mmdebstrap"], check=True)
+        cmd = [
+            "mmdebstrap", "--quiet", "--variant=essential", f"--include={','.join(PACKAGES)}",
+            "--aptopt=Acquire::Retries \"3\"", "--dpkgopt=path-exclude=/usr/share/doc/*",
+            "--dpkgopt=path-exclude=/usr/share/man/*",
+            "--dpkgopt=path-exclude=/usr/share/locale/*", SUITE, str(rootfs),
+        ]  # fmt: skip
+        env = dict(os.environ, SOURCE_DATE_EPOCH=str(cfg.source_date_epoch))
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ScriptError(f"mmdebstrap failed: {last}")
+        note(f"root file system: {shown(rootfs)} ({rootfs.stat().st_size // 2**20} MiB)")
+    # Built with base.Dockerfile, not `import`: the same root fs gives the same image.
+    engine.output(["build", "--network=none", "--file",
+                   str(ROOT / "dockerfiles" / "base.Dockerfile"), "--tag", cfg.local_base,
+                   *engine.build_flags(), str(rootfs.parent)])  # fmt: skip
+    note(f"built {cfg.local_base} from {rootfs.name}")
+
+
+def resolve(engine: Engine) -> str:
+    """BASE_IMAGE when present or pullable, else LOCAL_BASE (built when missing)."""
+    cfg = engine.cfg
+    if engine.exists(cfg.base_image):
+        note(f"base image {cfg.base_image} is present")
+        return cfg.base_image
+    result = engine.run(["pull", "--quiet", cfg.base_image], capture_output=True, text=True)
+    if result.returncode == 0:
+        note(f"pulled base image {cfg.base_image}")
+        return cfg.base_image
+    reason = (result.stderr.strip().splitlines() or ["no answer"])[-1]
+    note(f"cannot pull {cfg.base_image} ({reason[:120]})")
+    if not engine.exists(cfg.local_base):
+        build_local_base(engine)
+    note(f"using the local Debian-built base {cfg.local_base} instead")
+    return cfg.local_base
+
+
+def main(cfg: Config, command: str, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"imagetools {command}")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the local base")
+    engine = engine_for(cfg)
+    step(f"resolving the base image ({cfg.base_image})")
+    if parser.parse_args(argv).rebuild:
+        build_local_base(engine, fresh=True)
+    ref = resolve(engine)
+    record = f"{ref} {engine.image_id(ref)}\n"
+    stamp = cfg.base_stamp
+    if not stamp.is_file() or stamp.read_text() != record:  # Make rebuilds what follows
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(record)
+    return 0

@@ -1,0 +1,313 @@
+"""The container engines: one class each, owning every flag that differs between them.
+
+`engine_for(cfg)` gives a Docker or a Podman object. Both talk to their client through
+`run()`, which names the images' platform on build, pull, run and create. `ensure()` makes
+the engine answer: an engine that already answers (local, DOCKER_HOST or a docker context) is
+used as it is; with none, on Debian/Ubuntu as root, Debian's docker.io (Engine 20.10 with
+BuildKit) or podman is installed and started, saying so; elsewhere it explains what to do.
+Nothing outside this module asks which engine it is talking to.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from functools import cached_property
+from pathlib import Path
+
+from .common import ROOT, ScriptError, note, step
+from .config import Config
+
+# What engines call their architecture, as a platform's architecture.
+ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+PLATFORM_COMMANDS = ("build", "pull", "run", "create")
+
+
+def install(packages: list[str]) -> None:
+    subprocess.run([str(ROOT / "scripts" / "ensure-apt.sh"), *packages], check=True)
+
+
+class Engine:
+    """A container engine's client. Subclasses say how their engine differs."""
+
+    name = ""
+    arch_format = ""
+    # Is an image's ID the same on every machine that builds the same inputs?
+    bit_reproducible = False
+    # Is each LABEL a build step of its own (so the build args it names key the next step)?
+    label_steps = False
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    def client(self) -> tuple[list[str], dict[str, str]]:
+        raise NotImplementedError
+
+    @cached_property
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        return self.client()
+
+    def platform_flags(self, command: str) -> list[str]:
+        return [f"--platform={self.cfg.platform}"]
+
+    def argv(self, args: list[str]) -> list[str]:
+        """The client's command line for args, the platform named where it applies."""
+        if args and args[0] in PLATFORM_COMMANDS and not any(a.startswith("--platform")
+                                                             for a in args):  # fmt: skip
+            args = [args[0], *self.platform_flags(args[0]), *args[1:]]
+        return [*self.command[0], *args]
+
+    def run(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+        """Run the client with args; kwargs go to subprocess.run (check=False by default)."""
+        env = dict(os.environ, **self.command[1], **kwargs.pop("env", {}))
+        kwargs.setdefault("check", False)
+        return subprocess.run(self.argv(args), env=env, **kwargs)
+
+    def output(self, args: list[str], **kwargs) -> str:
+        """stdout of a command that must succeed (one readable line when it does not)."""
+        result = self.run(args, capture_output=True, text=True, **kwargs)
+        if result.returncode != 0:
+            reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ScriptError(f"`{self.name} {' '.join(args[:3])}` failed: {reason}")
+        return result.stdout.strip()
+
+    def answers(self) -> bool:
+        try:
+            return self.run(["info"], capture_output=True, timeout=30).returncode == 0
+        except (ScriptError, subprocess.TimeoutExpired):
+            return False
+
+    def inspect(self, ref: str, template: str) -> str:
+        """A field of an image (Go template), or "" when there is no such image."""
+        result = self.run(["image", "inspect", "--format", template, ref],
+                          capture_output=True, text=True)  # fmt: skip
+        return result.stdout.strip() if result.returncode == 0 else ""
+
+    def image_id(self, ref: str) -> str:
+        return self.inspect(ref, "{{.Id}}")
+
+    def exists(self, ref: str) -> bool:
+        return bool(self.image_id(ref))
+
+    def tags(self) -> dict[str, str]:
+        """Every tagged image: {repository:tag: image ID}."""
+        result = self.run(["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"],
+                          capture_output=True, text=True)  # fmt: skip
+        pairs = (line.split() for line in result.stdout.splitlines())
+        return {p[0].removeprefix("localhost/"): p[1] for p in pairs if len(p) == 2}
+
+    def remove(self, *refs: str) -> None:
+        if refs:
+            self.run(["rmi", "--force", *refs], capture_output=True)
+
+    def build_flags(self) -> list[str]:
+        """Flags of every image build (reproducibility, progress)."""
+        return []
+
+    def save(self, ref: str, path: Path) -> None:
+        result = self.run(["save", "--output", str(path), *self.save_flags(), ref],
+                          capture_output=True, text=True)  # fmt: skip
+        if result.returncode != 0:
+            raise ScriptError(f"saving {ref} failed: {result.stderr.strip()}")
+
+    def save_flags(self) -> list[str]:
+        return []
+
+    def trim_cache(self) -> None:
+        """Keep the builder's cache bounded after --no-cache builds (no-op by default)."""
+
+    def compose(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def ensure(self) -> None:
+        """Make sure the engine answers, installing and starting it on a fresh Debian."""
+        step(f"checking the container engine ({self.name})")
+        self.start()
+        result = self.run(["info", "--format", self.arch_format], capture_output=True,
+                          text=True, timeout=30)  # fmt: skip
+        native, wanted = result.stdout.strip(), self.cfg.platform.split("/")[1]
+        if native and ARCHES.get(native, native) != wanted:
+            note(
+                f"this {self.name} engine runs on {native}: the images are built and run for "
+                f"{self.cfg.platform} under emulation (several times slower). If a step fails "
+                "with 'exec format error', turn emulation on: Docker Desktop has it built in "
+                "(Apple silicon: Settings > General > Rosetta); on Linux install "
+                "qemu-user-static"
+            )
+
+
+def _client_version(client: str) -> str:
+    try:
+        result = subprocess.run([client, "--version"], capture_output=True, text=True,
+                                check=False, timeout=30)  # fmt: skip
+    except (subprocess.TimeoutExpired, OSError):
+        return ""
+    found = re.search(r"version (\d+\.\d+\.\d+)", result.stdout)  # "Docker version 20.10.24+..."
+    return found[1] if found else ""
+
+
+class Docker(Engine):
+    name = "docker"
+    arch_format = "{{.Architecture}}"
+    log = Path(os.environ.get("DOCKERD_LOG", "/var/log/grocery-dockerd.log"))
+
+    def client(self) -> tuple[list[str], dict[str, str]]:
+        """Docker builds need BuildKit (RUN --mount). A client with the buildx plugin drives
+        it; so does a pre-23 client (Debian's docker.io 20.10) with DOCKER_BUILDKIT=1. The
+        28.x client without buildx cannot, so it is skipped for another client here."""
+        candidates = [os.environ["DOCKER"]] if os.environ.get("DOCKER") else []
+        candidates += [c for c in (shutil.which("docker"), "/usr/bin/docker") if c]
+        for client in dict.fromkeys(candidates):
+            version = _client_version(client) if shutil.which(client) else ""
+            if not version:
+                continue
+            major = version.split(".")[0]
+            if (major.isdigit() and int(major) < 23) or subprocess.run(
+                [client, "buildx", "version"], capture_output=True, check=False, timeout=30
+            ).returncode == 0:
+                return [client], {"DOCKER_BUILDKIT": "1"}
+        raise ScriptError(
+            "no docker client here can drive BuildKit: install the buildx plugin, or Debian's "
+            "docker.io (its 20.10 client works with DOCKER_BUILDKIT=1), or use ENGINE=podman"
+        )
+
+    def build_flags(self) -> list[str]:
+        return ["--progress=plain"]
+
+    def trim_cache(self) -> None:
+        """BuildKit keeps every no-cache build's layers as cache records: a few dozen cold
+        builds of the torch images fill tens of GB. Keep the most recently used
+        BUILD_CACHE_KEEP (20GB by default); the images themselves are never touched."""
+        keep = os.environ.get("BUILD_CACHE_KEEP", "20GB")
+        self.run(["builder", "prune", "--force", "--keep-storage", keep], capture_output=True)
+
+    def compose(self) -> list[str]:
+        """`docker compose` (v2 plugin) or `docker-compose` (Debian's, installed if missing)."""
+        command, _ = self.command
+        if self.run(["compose", "version"], capture_output=True).returncode == 0:
+            return [*command, "compose"]
+        if not shutil.which("docker-compose") and os.geteuid() == 0:
+            step("installing Debian's docker-compose")
+            install(["docker-compose"])
+        if shutil.which("docker-compose"):
+            return ["docker-compose"]
+        raise ScriptError("neither `docker compose` nor docker-compose is installed")
+
+    def start(self) -> None:
+        try:
+            has_client = bool(self.command)
+        except ScriptError:
+            has_client = False
+        if has_client and self.answers():
+            where = os.environ.get("DOCKER_HOST") or "the local socket or current docker context"
+            note(f"docker engine answers at {where}; using it as it is")
+            return
+        if os.environ.get("DOCKER_HOST"):
+            raise ScriptError(f"DOCKER_HOST={os.environ['DOCKER_HOST']} does not answer")
+        if os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists():
+            raise ScriptError(
+                "no docker engine answers; start one (or set DOCKER_HOST), or run as root on "
+                "Debian/Ubuntu so `make images` can install docker.io, or use ENGINE=podman"
+            )
+        step("no docker engine answers: installing Debian's docker.io and starting dockerd")
+        install(["docker.io"])
+        self.__dict__.pop("command", None)
+        if not self.answers():
+            with self.log.open("ab") as log:
+                subprocess.Popen(["/usr/sbin/dockerd"], stdout=log, stderr=log,
+                                 start_new_session=True)  # fmt: skip
+            deadline = time.monotonic() + 90
+            while not self.answers():
+                if time.monotonic() > deadline:
+                    raise ScriptError(f"dockerd did not answer within 90 s; see {self.log}")
+                time.sleep(1)
+        note(f"dockerd started (log: {self.log}); it stops with this machine's session")
+
+
+# Rootful Podman raises every container's open-files and process limits to these values
+# unless containers.conf sets others; where this process may not raise its own limits that
+# far (some VMs and CI sandboxes), every `podman run` fails with "error setting rlimit".
+PODMAN_RLIMITS = ((resource.RLIMIT_NOFILE, 1_048_576), (resource.RLIMIT_NPROC, 4_194_304))
+PODMAN_ULIMITS_CONF = Path("/etc/containers/containers.conf.d/50-grocery-ulimits.conf")
+
+
+def _can_raise(limit: int, value: int) -> bool:
+    code = f"import resource; resource.setrlimit({limit}, ({value}, {value}))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+class Podman(Engine):
+    name = "podman"
+    arch_format = "{{.Host.Arch}}"
+    bit_reproducible = True
+    label_steps = True
+
+    def client(self) -> tuple[list[str], dict[str, str]]:
+        if not shutil.which("podman"):
+            raise ScriptError("podman is not installed (Debian/Ubuntu: apt-get install podman)")
+        return ["podman"], {}
+
+    def platform_flags(self, command: str) -> list[str]:
+        # With a platform, Podman's default pull policy becomes "newer": a tag that also
+        # exists in a registry would be replaced by the registry's image before it runs.
+        never = ["--pull=never"] if command in ("run", "create") else []
+        return [*super().platform_flags(command), *never]
+
+    def build_flags(self) -> list[str]:
+        # --timestamp pins every layer's file times and the image's created time, and the OCI
+        # format records no build-container id or hostname: the same inputs give the same
+        # image ID. PODMAN_FORMAT=docker keeps HEALTHCHECK (OCI has no field for it) at the
+        # price of those two per-build fields in the config.
+        return ["--timestamp", str(self.cfg.source_date_epoch), "--layers",
+                "--format", self.cfg.podman_format]  # fmt: skip
+
+    def save_flags(self) -> list[str]:
+        return ["--format", "docker-archive"]
+
+    def compose(self) -> list[str]:
+        if not shutil.which("podman-compose") and os.geteuid() == 0:
+            step("installing Debian's podman-compose")
+            install(["podman-compose"])
+        if not shutil.which("podman-compose"):
+            raise ScriptError("podman-compose is not installed (apt-get install podman-compose)")
+        # Debian 12's podman-compose 1.0.3 ignores pids_limit (later releases read it): give
+        # every container compose.yaml's limit (256 for each service; the stack test checks it).
+        return ["podman-compose", "--podman-run-args=--pids-limit=256"]
+
+    def start(self) -> None:
+        if not shutil.which("podman"):
+            step("podman is missing: installing Debian's podman")
+            install(["podman"])
+            self.__dict__.pop("command", None)
+        if not self.answers():
+            raise ScriptError("podman is installed but `podman info` fails")
+        if not all(_can_raise(*limit) for limit in PODMAN_RLIMITS):
+            self._write_ulimits()
+        note("podman answers")
+
+    @staticmethod
+    def _write_ulimits() -> None:
+        """Where Podman's default limits cannot be set, give containers ones that can."""
+        if PODMAN_ULIMITS_CONF.exists() or os.geteuid() != 0:
+            return
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        PODMAN_ULIMITS_CONF.parent.mkdir(parents=True, exist_ok=True)
+        PODMAN_ULIMITS_CONF.write_text(
+            "# Written by grocery-ml-containers (scripts/imagetools): this machine does not let\n"
+            "# Podman raise containers' limits to its defaults (1048576 files, 4194304 procs).\n"
+            f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc=4096:4096"]\n'
+        )
+        note(f"this machine caps resource limits below Podman's defaults: wrote "
+             f"{PODMAN_ULIMITS_CONF}")  # fmt: skip
+
+
+def engine_for(cfg: Config) -> Engine:
+    return {"docker": Docker, "podman": Podman}[cfg.engine](cfg)

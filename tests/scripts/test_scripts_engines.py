@@ -1,0 +1,241 @@
+"""imagetools.engines: choosing a docker client that can drive BuildKit, and every flag that
+differs between Docker and Podman, with fake clients (no engine runs)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from imagetools import engines
+from imagetools.common import ROOT, ScriptError
+from imagetools.config import Config
+from imagetools.engines import Docker, Podman, engine_for
+
+FAKE = """#!/bin/sh
+case "$1" in
+  --version) [ -n "{version}" ] && printf 'Docker version %s, build 0\\n' "{version}" ;;
+  buildx) exit {buildx_status} ;;
+  show-env) printf 'DOCKER_BUILDKIT=%s\\n' "$DOCKER_BUILDKIT" ;;
+esac
+"""
+
+
+@pytest.fixture
+def clients(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """make(name, version, buildx) writes a fake client; PATH holds only tmp_path/bin.
+
+    /usr/bin/docker is always a candidate of Docker.client; a real one on this machine is
+    made to look absent (it answers no version), so only the fake clients decide.
+    """
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("DOCKER", raising=False)
+    real_version = engines._client_version
+    asked: list[str] = []
+
+    def fakes_only(client: str) -> str:
+        asked.append(client)
+        return real_version(client) if Path(client).is_relative_to(tmp_path) else ""
+
+    monkeypatch.setattr(engines, "_client_version", fakes_only)
+
+    def make(name: str, version: str, buildx: bool = False, where: Path = bin_dir) -> str:
+        path = where / name
+        path.write_text(FAKE.format(version=version, buildx_status=0 if buildx else 1))
+        path.chmod(0o755)
+        return str(path)
+
+    make.asked = asked
+    make.tmp = tmp_path
+    return make
+
+
+def docker_client() -> tuple[list[str], dict[str, str]]:
+    return Docker(Config()).client()
+
+
+def test_pre_23_client_is_used_with_docker_buildkit(clients) -> None:
+    old = clients("docker", "20.10.24+dfsg1")
+    assert docker_client() == ([old], {"DOCKER_BUILDKIT": "1"})
+
+
+def test_docker_env_var_names_the_client(clients, monkeypatch) -> None:
+    other = clients("my-docker", "20.10.5", where=clients.tmp)
+    monkeypatch.setenv("DOCKER", other)
+    assert docker_client()[0] == [other]
+
+
+def test_28_client_without_buildx_is_refused_clearly(clients, monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER", clients("docker", "28.2.2"))
+    with pytest.raises(ScriptError) as caught:
+        docker_client()
+    message = str(caught.value)
+    for hint in ("BuildKit", "buildx", "docker.io", "DOCKER_BUILDKIT=1", "ENGINE=podman"):
+        assert hint in message, message
+    assert "\n" not in message
+    assert "/usr/bin/docker" in clients.asked, "the fallback client was not considered"
+
+
+def test_28_client_without_buildx_is_skipped_for_an_older_one(clients, monkeypatch) -> None:
+    new = clients("docker-28", "28.2.2", where=clients.tmp)
+    old = clients("docker", "20.10.24+dfsg1")
+    monkeypatch.setenv("DOCKER", new)
+    assert docker_client() == ([old], {"DOCKER_BUILDKIT": "1"})
+    assert clients.asked[:2] == [new, old]
+
+
+def test_28_client_with_buildx_is_used(clients) -> None:
+    new = clients("docker", "28.2.2", buildx=True)
+    assert docker_client() == ([new], {"DOCKER_BUILDKIT": "1"})
+
+
+def test_a_client_that_answers_no_version_is_skipped(clients, monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER", clients("broken", "", where=clients.tmp))
+    old = clients("docker", "19.03.15")
+    assert docker_client()[0] == [old]
+
+
+def test_run_passes_the_buildkit_environment(clients) -> None:
+    clients("docker", "20.10.24")
+    result = Docker(Config()).run(["show-env"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "DOCKER_BUILDKIT=1"
+
+
+def test_missing_podman_says_how_to_install_it(clients) -> None:
+    with pytest.raises(ScriptError, match=r"^podman is not installed \(Debian/Ubuntu: apt-get"):
+        Podman(Config(engine="podman")).client()
+
+
+def test_the_client_is_chosen_once_per_engine_object(clients) -> None:
+    fake = clients("docker", "20.10.24")
+    engine = Docker(Config())
+    assert engine.command is engine.command
+    assert clients.asked.count(fake) == 1
+    assert Docker(Config()).command == engine.command, "a fresh object chooses again"
+    assert clients.asked.count(fake) == 2
+
+
+def test_engine_for_gives_the_configured_engine() -> None:
+    assert type(engine_for(Config())) is Docker
+    podman = engine_for(Config(engine="podman"))
+    assert type(podman) is Podman and podman.bit_reproducible and podman.label_steps
+    assert not Docker.bit_reproducible and not Docker.label_steps
+
+
+# ---- what differs between the engines -------------------------------------------------------
+def test_docker_builds_print_plain_progress(make_engine) -> None:
+    assert make_engine("docker").build_flags() == ["--progress=plain"]
+
+
+def test_podman_builds_are_timestamped_layered_and_formatted(make_engine) -> None:
+    podman = make_engine("podman", source_date_epoch=1_234_567_890)
+    assert podman.build_flags() == ["--timestamp", "1234567890", "--layers", "--format", "oci"]
+    keeps_healthcheck = make_engine("podman", podman_format="docker").build_flags()
+    assert keeps_healthcheck[keeps_healthcheck.index("--format") + 1] == "docker"
+
+
+def test_save_writes_a_docker_archive_with_either_engine(make_engine, fake_client,
+                                                         tmp_path: Path) -> None:  # fmt: skip
+    out = tmp_path / "image.tar"
+    make_engine("docker").save("grocery-flask:uv", out)
+    make_engine("podman").save("grocery-flask:uv", out)
+    assert fake_client.calls == [
+        ["save", "--output", str(out), "grocery-flask:uv"],
+        ["save", "--output", str(out), "--format", "docker-archive", "grocery-flask:uv"],
+    ]
+
+
+def test_a_failed_save_is_one_line(make_engine, fake_client, tmp_path: Path) -> None:
+    fake_client.answer("save", err="Error: no such image\n", code=125)
+    with pytest.raises(ScriptError, match=r"^saving x:y failed: Error: no such image$"):
+        make_engine("podman").save("x:y", tmp_path / "x.tar")
+
+
+def test_docker_passes_docker_buildkit_and_podman_nothing(make_engine, fake_client) -> None:
+    make_engine("docker").run(["info"])
+    make_engine("podman").run(["info"])
+    assert fake_client.envs == [{"DOCKER_BUILDKIT": "1"}, {"DOCKER_BUILDKIT": None}]
+
+
+def test_only_docker_trims_the_build_cache(make_engine, fake_client, monkeypatch) -> None:
+    make_engine("podman").trim_cache()
+    assert fake_client.calls == []
+    make_engine("docker").trim_cache()
+    monkeypatch.setenv("BUILD_CACHE_KEEP", "5GB")
+    make_engine("docker").trim_cache()
+    prune = ["builder", "prune", "--force", "--keep-storage"]
+    assert fake_client.calls == [[*prune, "20GB"], [*prune, "5GB"]]
+
+
+# ---- image queries -------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["docker", "podman"])
+def test_inspect_image_id_and_exists(make_engine, fake_client, kind: str) -> None:
+    fake_client.answer("image inspect --format {{.Id}} present", out="sha256:abc\n")
+    fake_client.answer("image inspect", err="Error: no such image", code=1)
+    engine = make_engine(kind)
+    assert engine.image_id("present") == "sha256:abc" and engine.exists("present")
+    assert engine.inspect("absent", "{{.Size}}") == "" and not engine.exists("absent")
+
+
+@pytest.mark.parametrize("kind", ["docker", "podman"])
+def test_tags_lists_every_tagged_image_without_podmans_localhost(make_engine, fake_client,
+                                                                 kind: str) -> None:  # fmt: skip
+    fake_client.answer("images --no-trunc", out="grocery-flask:uv sha256:1\n"
+                       "localhost/grocery-backend:pip sha256:2\nnot-a-pair\n")  # fmt: skip
+    assert make_engine(kind).tags() == {"grocery-flask:uv": "sha256:1",
+                                        "grocery-backend:pip": "sha256:2"}  # fmt: skip
+
+
+def test_output_fails_with_the_last_line_of_stderr(make_engine, fake_client) -> None:
+    fake_client.answer("tag", err="warning\nError: image x not known\n", code=1)
+    with pytest.raises(ScriptError, match=r"^`podman tag x y` failed: Error: image x not known$"):
+        make_engine("podman").output(["tag", "x", "y"])
+    assert make_engine("docker").output(["version"]) == ""
+
+
+def test_remove_forces_and_removes_nothing_without_refs(make_engine, fake_client) -> None:
+    make_engine("docker").remove()
+    make_engine("docker").remove("a:b", "c:d")
+    assert fake_client.calls == [["rmi", "--force", "a:b", "c:d"]]
+
+
+@pytest.mark.parametrize(("kind", "native", "emulated"), [
+    ("docker", "x86_64", False), ("docker", "aarch64", True),
+    ("podman", "amd64", False), ("podman", "arm64", True),
+])  # fmt: skip
+def test_ensure_notes_emulation(make_engine, fake_client, capsys, kind: str, native: str,
+                                emulated: bool) -> None:  # fmt: skip
+    """The images are linux/amd64: an engine on another architecture runs them emulated."""
+    engine = make_engine(kind)
+    engine.start = lambda: None  # answering already: nothing to install or start
+    fake_client.answer("info --format", out=f"{native}\n")
+    engine.ensure()
+    out = capsys.readouterr().out
+    assert out.startswith(f">> checking the container engine ({kind})")
+    assert ("under emulation" in out) is emulated, out
+    assert fake_client.calls == [["info", "--format", engine.arch_format]]
+
+
+# ---- nothing else asks which engine it talks to ------------------------------------------------
+ENGINE_BRANCH = re.compile(r"""[!=]=\s*["'](?:docker|podman)["']|\bengine\s*[!=]=""")
+PACKAGE = ROOT / "scripts" / "imagetools"
+
+
+def test_no_engine_name_branches_outside_engines_py() -> None:
+    """What differs between Docker and Podman is a method or attribute of their classes."""
+    modules = sorted(p for p in PACKAGE.glob("*.py") if p.name != "engines.py")
+    assert len(modules) > 10, "the package moved"
+    branches = [f"{path.name}:{number}: {line.strip()}" for path in modules
+                for number, line in enumerate(path.read_text().splitlines(), 1)
+                if ENGINE_BRANCH.search(line)]  # fmt: skip
+    assert branches == []
+
+
+def test_the_engine_branch_check_finds_branches() -> None:
+    for line in ('if engine == "podman":', "x = cfg.engine != 'docker'", "if engine==other:"):
+        assert ENGINE_BRANCH.search(line), line
+    for line in ('ENGINES = ("docker", "podman")', 'engine: str = "docker"', "engine_for(cfg)"):
+        assert not ENGINE_BRANCH.search(line), line

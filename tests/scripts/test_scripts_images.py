@@ -1,0 +1,526 @@
+"""imagetools.images on a fake repository: each image's build context holds exactly what the
+image needs, and a build is checked against its inputs before it is tagged (fake engines)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from imagetools import common, explain, images
+from imagetools import wheelhouse as wheels
+from imagetools.common import ROOT, ScriptError
+from imagetools.config import Config
+from imagetools.engines import Docker, Podman
+from imagetools.lockfile import read_lock
+
+EPOCH = 1_000_000_000
+APPS = tomllib.loads((ROOT / "dockerfiles" / "apps.toml").read_text())
+WHEEL_FILES = {  # name -> bytes; the lock of each app below pins a subset
+    "alpha-1.0-py3-none-any.whl": b"alpha wheel",
+    "beta-2.0-cp311-cp311-manylinux_2_17_x86_64.whl": b"beta wheel",
+    "uv-0.9.0-py3-none-manylinux_2_17_x86_64.whl": b"uv wheel",
+    "unlocked-3.0-py3-none-any.whl": b"nobody pins this",
+}
+LOCKED = {
+    "backend": {"alpha": "alpha-1.0-py3-none-any.whl",
+                "beta": "beta-2.0-cp311-cp311-manylinux_2_17_x86_64.whl"},
+    "frontend": {"alpha": "alpha-1.0-py3-none-any.whl"},
+    "tools": {"uv": "uv-0.9.0-py3-none-manylinux_2_17_x86_64.whl"},
+}  # fmt: skip
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def lock_text(pins: dict[str, str]) -> str:
+    out = ["# input-sha256: " + "0" * 64]
+    for name, filename in pins.items():
+        version = filename.split("-")[1]
+        other_platform = sha(filename.encode())  # a hash no file in the wheelhouse has
+        out += [f"{name}=={version} \\", f"    --hash=sha256:{other_platform} \\",
+                f"    --hash=sha256:{sha(WHEEL_FILES[filename])}", "    # via -r x.in"]  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+@pytest.fixture
+def fake_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """requirements/, src/, dockerfiles/context.dockerignore and a wheelhouse under tmp (the
+    runtime and build-time helpers, apps.toml and the Dockerfiles stay the repository's)."""
+    repo = tmp_path / "repo"
+    (repo / "requirements").mkdir(parents=True)
+    for name, pins in LOCKED.items():
+        (repo / "requirements" / f"{name}.txt").write_text(lock_text(pins))
+    for package in {p for app in ("backend", "frontend") for p in APPS[app]["packages"]}:
+        pkg = repo / "src" / package
+        (pkg / "sub" / "__pycache__").mkdir(parents=True)
+        (pkg / "tests").mkdir()
+        (pkg / "__init__.py").write_text(f'"""{package}"""\n')
+        (pkg / "sub" / "mod.py").write_text("X = 1\n")
+        (pkg / "sub" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\0")
+        (pkg / "stray.pyc").write_bytes(b"\0")
+        (pkg / "tests" / "test_x.py").write_text("")
+        (pkg / ".env").write_text("SECRET=1\n")
+        (pkg / "run.sh").write_text("#!/bin/sh\n")
+        (pkg / "run.sh").chmod(0o700)
+    (repo / "dockerfiles").mkdir()
+    shutil.copy(ROOT / "dockerfiles" / "context.dockerignore", repo / "dockerfiles")
+    wheelhouse = repo / "build" / "wheelhouse"
+    wheelhouse.mkdir(parents=True)
+    for name, data in WHEEL_FILES.items():
+        (wheelhouse / name).write_bytes(data)
+    monkeypatch.setattr(images, "ROOT", repo)
+    return repo
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    out = tmp_path / "artifacts"
+    (out / "image" / "samples" / "apple").mkdir(parents=True)
+    (out / "image" / "model.safetensors").write_bytes(b"weights")
+    (out / "image" / "metadata.json").write_text('{"classes": ["apple"]}')
+    (out / "image" / "samples" / "apple" / "0.png").write_bytes(b"png")
+    return out
+
+
+def config(repo: Path, artifacts: Path, **changes) -> Config:
+    return Config(build_dir=repo / "build", artifacts=artifacts, source_date_epoch=EPOCH,
+                  revision="0123abc", **changes)  # fmt: skip
+
+
+def assemble(repo: Path, app: str, artifacts: Path, variant: str = "uv", **changes) -> Path:
+    cfg = config(repo, artifacts, **changes)
+    return images.assemble_context(cfg, app, variant, wheels.file_hashes(cfg.wheelhouse))
+
+
+def files_under(path: Path) -> set[str]:
+    return {p.relative_to(path).as_posix() for p in path.rglob("*") if not p.is_dir()}
+
+
+def test_context_holds_the_locks_and_exactly_the_locked_wheels(
+    fake_repo: Path, artifacts: Path
+) -> None:
+    ctx = assemble(fake_repo, "backend", artifacts)
+    assert ctx == fake_repo / "build" / "context" / "docker" / "grocery-backend-uv"
+    assert sorted(p.name for p in ctx.iterdir()) == [
+        ".dockerignore", "app", "lock.txt", "prune.txt", "prune_rootfs.py", "prune_venv.py",
+        "scrub_venv.py", "tools.txt", "wheels",
+    ]  # fmt: skip
+    assert (ctx / "prune.txt").read_text().splitlines() == APPS["backend"].get("prune", [])
+    expected = {*LOCKED["backend"].values(), *LOCKED["tools"].values()}
+    assert {p.name for p in (ctx / "wheels").iterdir()} == expected
+    for name in expected:  # hard links into the wheelhouse, not copies
+        linked = (ctx / "wheels" / name).stat()
+        assert linked.st_ino == (fake_repo / "build" / "wheelhouse" / name).stat().st_ino
+        assert linked.st_nlink >= 2
+
+
+def test_the_locks_are_copied_without_their_input_digest(fake_repo: Path, artifacts: Path) -> None:
+    """The `# input-sha256:` line covers dev.txt too: a change to the test venv's lock must
+    not change any image's inputs. Every other byte is the lock's."""
+    ctx = assemble(fake_repo, "backend", artifacts)
+    req = fake_repo / "requirements"
+    for copied, lock in (("lock.txt", "backend.txt"), ("tools.txt", "tools.txt")):
+        original = (req / lock).read_text().splitlines(keepends=True)
+        assert original[0].startswith("# input-sha256: ")
+        assert (ctx / copied).read_text() == "".join(original[1:])
+        assert read_lock(ctx / copied) == read_lock(req / lock)
+    before = (ctx / "lock.txt").read_bytes()
+    (req / "backend.txt").write_text("# input-sha256: " + "9" * 64 + "\n" + "".join(
+        (req / "backend.txt").read_text().splitlines(keepends=True)[1:]))  # fmt: skip
+    assert (assemble(fake_repo, "backend", artifacts) / "lock.txt").read_bytes() == before
+
+
+def test_each_engine_prefix_and_variant_has_its_own_context(
+    fake_repo: Path, artifacts: Path
+) -> None:
+    """Builds with the other engine, prefix or variant (make -j) never share a folder."""
+    contexts = {assemble(fake_repo, "frontend", artifacts, variant, engine=engine,
+                         image_prefix=prefix)
+                for engine in ("docker", "podman") for prefix in ("grocery-", "ci-")
+                for variant in ("pip", "uv")}  # fmt: skip
+    assert len(contexts) == 8
+    assert fake_repo / "build/context/podman/ci-frontend-pip" in contexts
+
+
+def test_app_dir_has_the_packages_launcher_and_launch_json(
+    fake_repo: Path, artifacts: Path
+) -> None:
+    ctx = assemble(fake_repo, "backend", artifacts)
+    app = ctx / "app"
+    expected = {"launch.py", "healthcheck.py", "launch.json"}
+    for package in APPS["backend"]["packages"]:
+        expected |= {f"{package}/__init__.py", f"{package}/sub/mod.py", f"{package}/run.sh"}
+    expected |= {f"model/{f}" for f in files_under(artifacts / "image")}
+    assert files_under(app) == expected
+    launch = json.loads((app / "launch.json").read_text())
+    spec = APPS["backend"]
+    assert launch == {k: spec[k] for k in ("command", "env", "port", "health")}
+    runtime, buildtime = ROOT / "dockerfiles" / "runtime", ROOT / "dockerfiles" / "buildtime"
+    for name in ("launch.py", "healthcheck.py"):  # shipped in the image
+        assert (app / name).read_bytes() == (runtime / name).read_bytes()
+    for name in ("prune_rootfs.py", "prune_venv.py", "scrub_venv.py"):  # run by the build only
+        assert (ctx / name).read_bytes() == (buildtime / name).read_bytes()
+        assert not (app / name).exists()
+    assert (app / "model" / "model.safetensors").read_bytes() == b"weights"
+
+
+def test_a_service_without_model_gets_no_model_dir(fake_repo: Path, tmp_path: Path) -> None:
+    ctx = assemble(fake_repo, "frontend", tmp_path / "no-artifacts")
+    assert not (ctx / "app" / "model").exists()
+    assert {p.name for p in (ctx / "wheels").iterdir()} == {
+        *LOCKED["frontend"].values(), *LOCKED["tools"].values(),
+    }  # fmt: skip
+    launch = json.loads((ctx / "app" / "launch.json").read_text())
+    assert launch["port"] == APPS["frontend"]["port"] and "model" not in launch
+    assert (ctx / "prune.txt").read_text().splitlines() == APPS["frontend"].get("prune", [])
+
+
+def test_no_caches_tests_or_hidden_files(fake_repo: Path, artifacts: Path) -> None:
+    ctx = assemble(fake_repo, "backend", artifacts)
+    for path in ctx.rglob("*"):
+        rel = path.relative_to(ctx).as_posix()
+        assert "__pycache__" not in path.parts and "tests" not in path.parts, rel
+        assert path.suffix != ".pyc", rel
+        assert not path.name.startswith(".") or rel == ".dockerignore", rel
+
+
+def test_every_mtime_is_the_epoch_and_modes_are_fixed(fake_repo: Path, artifacts: Path) -> None:
+    """Whole seconds: SOURCE_DATE_EPOCH (wheels: a fixed time); nanoseconds: the content's."""
+    ctx = assemble(fake_repo, "backend", artifacts)
+    for path in [ctx, *ctx.rglob("*")]:
+        info = path.lstat()
+        expected = 0o755 if stat.S_ISDIR(info.st_mode) else 0o644
+        assert stat.S_IMODE(info.st_mode) == expected, f"{path}: {oct(info.st_mode)}"
+        if path.is_dir():
+            assert info.st_mtime_ns == EPOCH * 10**9, path
+            continue
+        seconds = wheels.WHEEL_MTIME if path.parent.name == "wheels" else EPOCH
+        digest = sha(path.read_bytes())
+        assert info.st_mtime_ns == common.content_mtime_ns(seconds, digest), path
+
+
+def test_a_same_size_edit_changes_the_mtime_that_buildkit_compares(
+    fake_repo: Path, artifacts: Path
+) -> None:
+    """BuildKit resends a context file only if its size, mode or mtime changed."""
+    ctx = assemble(fake_repo, "backend", artifacts)
+    model = ctx / "app" / "model" / "model.safetensors"
+    before = model.stat()
+    artifacts.joinpath("image", "model.safetensors").write_bytes(b"weightz")  # same size
+    assemble(fake_repo, "backend", artifacts)
+    after = model.stat()
+    assert after.st_size == before.st_size
+    assert after.st_mtime_ns != before.st_mtime_ns
+
+
+def test_step_inputs_cover_every_file_outside_app(fake_repo: Path, artifacts: Path) -> None:
+    """DEPS_SHA256 changes with any lock, wheel or helper byte, never with app/ files."""
+    ctx = assemble(fake_repo, "backend", artifacts)
+    (ctx / "prune_rootfs.py").write_text("# stand-in\n")
+    first = images.step_inputs(images._normalize(ctx, EPOCH))
+    assert first["ROOTFS_SHA256"] == sha(b"# stand-in\n")
+    (ctx / "app" / "backend" / "__init__.py").write_text('"""edited"""\n')
+    same = images.step_inputs(images._normalize(ctx, EPOCH))
+    assert same == first, "an app/ file (copied, not mounted) changed the dependency key"
+    for name in ("lock.txt", "prune.txt", "scrub_venv.py", f"wheels/{LOCKED['backend']['alpha']}"):
+        path = ctx / name
+        original = path.read_bytes()
+        path.write_bytes(original[:-1] + b"#")  # same size, in place
+        changed = images.step_inputs(images._normalize(ctx, EPOCH))
+        assert changed["DEPS_SHA256"] != first["DEPS_SHA256"], name
+        path.write_bytes(original)
+
+
+def test_reassembly_starts_from_an_empty_context(fake_repo: Path, artifacts: Path) -> None:
+    ctx = assemble(fake_repo, "backend", artifacts)
+    (ctx / "app" / "leftover.py").write_text("")
+    os.unlink(ctx / "wheels" / LOCKED["backend"]["alpha"])
+    (ctx / "wheels" / "stale-1.0-py3-none-any.whl").write_bytes(b"not locked any more")
+    again = assemble(fake_repo, "backend", artifacts)
+    assert not (again / "app" / "leftover.py").exists()
+    assert (again / "wheels" / LOCKED["backend"]["alpha"]).is_file()
+    assert not (again / "wheels" / "stale-1.0-py3-none-any.whl").exists()
+
+
+def test_a_copy_in_place_of_a_wheel_link_is_replaced_by_the_link(
+    fake_repo: Path, artifacts: Path
+) -> None:
+    ctx = assemble(fake_repo, "backend", artifacts)
+    wheel = ctx / "wheels" / LOCKED["backend"]["alpha"]
+    data = wheel.read_bytes()
+    wheel.unlink()
+    wheel.write_bytes(data)  # same bytes, another inode
+    assemble(fake_repo, "backend", artifacts)
+    assert wheel.samefile(fake_repo / "build" / "wheelhouse" / wheel.name)
+
+
+@pytest.mark.parametrize("where", ["model", "package"])
+def test_a_symlink_in_a_copied_tree_is_refused(fake_repo: Path, artifacts: Path, tmp_path: Path,
+                                               where: str) -> None:  # fmt: skip
+    secret = tmp_path / "secret.key"
+    secret.write_text("not for the image")
+    folder = artifacts / "image" / "samples" / "apple" if where == "model" else (
+        fake_repo / "src" / "backend")  # fmt: skip
+    if where == "package":  # an editor's lock-file link is ignored like other hidden files
+        (folder / ".#editor-lock").symlink_to("nowhere")
+        assert assemble(fake_repo, "backend", artifacts).is_dir()
+    (folder / "link.png").symlink_to(secret)
+    with pytest.raises(ScriptError, match=r"link\.png is a symlink: the build copies regular"):
+        assemble(fake_repo, "backend", artifacts)
+
+
+def test_missing_model_says_make_train(fake_repo: Path, tmp_path: Path) -> None:
+    with pytest.raises(ScriptError, match=r"make train"):
+        assemble(fake_repo, "backend", tmp_path / "no-artifacts")
+
+
+def test_a_locked_wheel_missing_from_the_wheelhouse_is_an_error(
+    fake_repo: Path, artifacts: Path
+) -> None:
+    (fake_repo / "build" / "wheelhouse" / LOCKED["backend"]["beta"]).unlink()
+    with pytest.raises(ScriptError, match=r"beta==2\.0 is not in the wheelhouse"):
+        assemble(fake_repo, "backend", artifacts)
+
+
+def test_unknown_app_is_a_clear_error(fake_repo: Path, artifacts: Path) -> None:
+    with pytest.raises(ScriptError, match=r"unknown app 'nope'; choose from: backend"):
+        images.assemble_context(config(fake_repo, artifacts), "nope", "uv", {})
+
+
+# ---- building, checking and tagging, with a fake engine ---------------------------------------
+BUILDKIT_LOG = """\
+#5 [job 2/3] RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt echo "dependency inputs"
+#5 CACHED
+
+#6 [job 3/3] COPY app/ /app/
+#6 DONE 0.1s
+"""  # noqa: E501
+IMAGE = "sha256:" + "f" * 64
+
+# The shape of `make explain EXPLAIN_ARGS=--json` (what CI and the bench read).
+SCHEMA = {"image": str, "engine": str, "image_id": str, "decisions": dict, "extra_args": list,
+          "steps": dict, "pins": dict, "lines": list, "warnings": list}  # fmt: skip
+
+
+def probe_answer(ctx: Path) -> str:
+    """What images.PROBE prints in an image built right from ctx."""
+    dists = sorted(f"{pin.name}=={pin.version}" for pin in read_lock(ctx / "lock.txt"))
+    app = {p.relative_to(ctx / "app").as_posix(): sha(p.read_bytes())
+           for p in (ctx / "app").rglob("*") if p.is_file()}  # fmt: skip
+    return json.dumps({"dists": dists, "app": app}) + "\n"
+
+
+def fake(base: type):
+    """An engine of kind `base` that runs nothing: it records each command line (as the
+    client would get it) and answers as the test says: the build log, the layers' history,
+    the image's contents (by default: exactly its context's)."""
+
+    class Fake(base):
+        def __init__(self, cfg: Config, log: str = BUILDKIT_LOG, history: str = "") -> None:
+            super().__init__(cfg)
+            self.log, self.history = log, history
+            self.calls: list[list[str]] = []
+            self.removed: list[str] = []
+            self.contents: str | None = None
+
+        def client(self) -> tuple[list[str], dict[str, str]]:
+            return [self.name], {}
+
+        def run(self, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+            self.calls.append(self.argv(args)[1:])
+            out = ""
+            if args[0] == "build":
+                kwargs["stdout"].write(self.log)
+                Path(args[args.index("--iidfile") + 1]).write_text(IMAGE)
+                self.ctx = Path(args[-1])
+            elif args[0] == "history":
+                out = self.history
+            elif args[:2] == ["image", "inspect"]:
+                out = "[]" if "RepoTags" in args[3] else "sha256:" + "b" * 64
+            elif args[0] == "run":
+                out = self.contents if self.contents is not None else probe_answer(self.ctx)
+            elif args[0] == "rmi":
+                self.removed += args[2:]
+            return subprocess.CompletedProcess(args, 0, out, "")
+
+    return Fake
+
+
+FakeDocker, FakePodman = fake(Docker), fake(Podman)
+
+
+def build(engine, ctx: Path, flags: list[str] | None = None) -> float:
+    return images.build_image(engine, "backend", "uv", ctx, "base:1", flags or [])
+
+
+def test_a_build_is_checked_tagged_and_explained(fake_repo: Path, artifacts: Path) -> None:
+    cfg = config(fake_repo, artifacts)
+    ctx = assemble(fake_repo, "backend", artifacts)
+    engine = FakeDocker(cfg, BUILDKIT_LOG.replace("#5 CACHED", "#5 DONE 9.0s"))
+    build(engine, ctx, ["--no-cache"])
+    (command,) = [c for c in engine.calls if c[0] == "build"]
+    assert command[:3] == ["build", "--platform=linux/amd64", "--network=none"]
+    assert "--build-arg=BASE_IMAGE=base:1" in command and "--progress=plain" in command
+    assert "--build-arg=VCS_REF=0123abc" in command and "--build-arg=PORT=8000" in command
+    assert command[command.index("--target") + 1] == "service"
+    assert command[-2:] == ["--no-cache", str(ctx)]
+    assert any(c[:2] == ["run", "--platform=linux/amd64"] for c in engine.calls), "not checked"
+    assert engine.calls[-1] == ["tag", IMAGE, "grocery-backend:uv"]
+    log = fake_repo / "build" / "logs" / "docker" / "grocery-backend-uv.log"
+    assert log.read_text() == engine.log
+    saved = json.loads(explain.record_path(cfg, "backend", "uv").read_text())
+    assert {key: type(saved[key]) for key in SCHEMA} == SCHEMA
+    assert saved["decisions"] == {"deps": "ran", "app": "ran"}
+    assert saved["extra_args"] == ["--no-cache"] and saved["engine"] == "docker"
+    assert not [name for name in saved["steps"]["app"] if name.startswith("build arg")]
+
+
+def test_podman_builds_with_its_own_flags(fake_repo: Path, artifacts: Path) -> None:
+    cfg = config(fake_repo, artifacts, engine="podman")
+    ctx = images.assemble_context(cfg, "backend", "uv", wheels.file_hashes(cfg.wheelhouse))
+    engine = FakePodman(cfg)
+    build(engine, ctx)
+    (command,) = [c for c in engine.calls if c[0] == "build"]
+    assert command[-6:] == ["--timestamp", str(EPOCH), "--layers", "--format", "oci", str(ctx)]
+    assert "--progress=plain" not in command
+    (check,) = [c for c in engine.calls if c[0] == "run"]
+    assert check[:3] == ["run", "--platform=linux/amd64", "--pull=never"]
+    assert (fake_repo / "build" / "logs" / "podman" / "grocery-backend-uv.log").is_file()
+    saved = json.loads(explain.record_path(cfg, "backend", "uv").read_text())
+    assert saved["engine"] == "podman"
+    assert saved["steps"]["app"]["build arg VCS_REF"] == "0123abc", "Podman's labels are steps"
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ("app", "/app differs from "),
+    ("dists", "distributions differ from grocery-backend-uv's lock (not locked: extra==1; "
+     "missing: alpha==1.0)"),
+])  # fmt: skip
+def test_an_image_that_does_not_match_its_inputs_is_never_tagged(
+    fake_repo: Path, artifacts: Path, change: str, problem: str
+) -> None:
+    ctx = assemble(fake_repo, "backend", artifacts)
+    engine = FakeDocker(config(fake_repo, artifacts))
+    engine.ctx = ctx
+    found = json.loads(probe_answer(ctx))
+    if change == "app":
+        found["app"]["backend/__init__.py"] = "0" * 64
+    else:
+        found["dists"] = sorted({*found["dists"], "extra==1"} - {"alpha==1.0"})
+    engine.contents = json.dumps(found)
+    with pytest.raises(ScriptError) as error:
+        build(engine, ctx)
+    message = str(error.value)
+    assert message.startswith(f"refusing to tag grocery-backend:uv: the built image {IMAGE[:19]} "
+                              "does not match its inputs: ")  # fmt: skip
+    assert problem in message and "\n" not in message
+    if change == "app":
+        assert message.endswith("/app in: backend/__init__.py")
+    assert engine.removed == [IMAGE], "the refused image was not removed"
+    assert not any(c[0] == "tag" for c in engine.calls)
+
+
+def test_an_image_checked_once_is_not_run_again(fake_repo: Path, artifacts: Path) -> None:
+    cfg = config(fake_repo, artifacts)
+    ctx = assemble(fake_repo, "backend", artifacts)
+    build(FakeDocker(cfg), ctx)
+    again = FakeDocker(cfg)
+    build(again, ctx)
+    assert not any(c[0] == "run" for c in again.calls)
+    (ctx / "app" / "backend" / "__init__.py").write_text('"""edited"""\n')
+    edited = FakeDocker(cfg)
+    build(edited, ctx)
+    assert any(c[0] == "run" for c in edited.calls), "new app/ files, not checked again"
+
+
+def test_a_stale_reuse_fails_the_build_with_one_line(fake_repo: Path, artifacts: Path) -> None:
+    """An engine that reports the dependency step cached, from a layer whose recorded
+    DEPS_SHA256 is not the current one, after the lock changed: refused, not tagged."""
+    cfg = config(fake_repo, artifacts)
+    ctx = assemble(fake_repo, "backend", artifacts)
+    honest_log = BUILDKIT_LOG.replace("#5 CACHED", "#5 DONE 9.0s")
+    key = images.step_inputs(images._normalize(ctx, EPOCH))["DEPS_SHA256"]
+    build(FakeDocker(cfg, honest_log, f"RUN |1 DEPS_SHA256={key} /bin/sh"), ctx)
+
+    lock = ctx / "lock.txt"
+    lock.write_text(lock.read_text().replace("alpha==1.0", "alpha==1.1"))
+    stale = FakeDocker(cfg, BUILDKIT_LOG, f"RUN |1 DEPS_SHA256={key} /bin/sh")
+    with pytest.raises(ScriptError) as error:
+        build(stale, ctx)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"backend:uv deps: the engine reused a layer built from other "
+                              f"inputs (DEPS_SHA256 {key[:12]}, now ")  # fmt: skip
+    assert message.endswith("although requirements/backend.txt: alpha 1.0 -> 1.1: refusing it")
+    assert stale.removed == [IMAGE], "the refused image was not removed"
+    assert not any(c[0] == "tag" for c in stale.calls)
+
+
+FAILED_BUILDS = [
+    ('#7 [job 2/3] RUN false\n#7 ERROR: process "/bin/sh -c false" did not complete\n------\n'
+     ' > [job 2/3] RUN false:\n------\nERROR: failed to solve: process "/bin/sh -c false" did '
+     "not complete successfully: exit code: 1\n",
+     'ERROR: failed to solve: process "/bin/sh -c false" did not complete successfully: exit '
+     "code: 1"),
+    ('STEP 2/5: RUN false\nError: building at STEP "RUN false": while running runtime: exit '
+     "status 1\n\n", 'Error: building at STEP "RUN false": while running runtime: exit status 1'),
+    ("step 2\nerror: no space left on device\ncleaning up\n", "error: no space left on device"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("output", "reason"), FAILED_BUILDS)
+def test_a_failed_build_names_the_error_and_the_log(fake_repo: Path, artifacts: Path,
+                                                    output: str, reason: str) -> None:  # fmt: skip
+    cfg = config(fake_repo, artifacts)
+    ctx = assemble(fake_repo, "backend", artifacts)
+
+    class Failing(FakeDocker):
+        def run(self, args, **kwargs):
+            if args[0] == "build":
+                self.calls.append(args)
+                kwargs["stdout"].write(output)
+                return subprocess.CompletedProcess(args, 1)
+            return super().run(args, **kwargs)
+
+    engine = Failing(cfg)
+    log = fake_repo / "build" / "logs" / "docker" / "grocery-backend-uv.log"
+    with pytest.raises(ScriptError) as error:
+        build(engine, ctx)
+    assert str(error.value) == f"building grocery-backend:uv failed: {reason} (full log: {log})"
+    assert [c[0] for c in engine.calls] == ["build"], "nothing runs after a failed build"
+
+
+def test_forget_missing_drops_the_stamps_of_gone_or_replaced_images(tmp_path: Path) -> None:
+    cfg = Config(build_dir=tmp_path)
+
+    class Tagged(Docker):
+        def tags(self) -> dict[str, str]:
+            return {"grocery-backend:uv": "sha256:1", "grocery-flask:pip": "sha256:other"}
+
+    stamps = tmp_path / "stamps" / "docker"
+    stamps.mkdir(parents=True)
+    for name, image in (("grocery-backend-uv", "sha256:1"), ("grocery-flask-pip", "sha256:2"),
+                        ("grocery-frontend-uv", "sha256:3"), ("base", "python:3.11 sha256:4"),
+                        ("ci-flask-uv", "sha256:5")):  # fmt: skip
+        (stamps / name).write_text(f"{image}\n")
+    gone = images.forget_missing(Tagged(cfg))
+    assert gone == [stamps / "grocery-flask-pip", stamps / "grocery-frontend-uv"]
+    assert sorted(p.name for p in stamps.iterdir()) == ["base", "ci-flask-uv",
+                                                        "grocery-backend-uv"]  # fmt: skip
+
+
+def test_forget_missing_asks_nothing_without_stamps(tmp_path: Path) -> None:
+    class NoEngine(Podman):
+        def tags(self) -> dict[str, str]:
+            raise AssertionError("the engine was asked")
+
+    assert images.forget_missing(NoEngine(Config(build_dir=tmp_path, engine="podman"))) == []
