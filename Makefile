@@ -50,7 +50,6 @@ BUILD_DIR ?= build
 # PLATFORM, IMAGE_PREFIX, TRAINER_VARIANT and TORCH_FIND_LINKS live in
 # scripts/imagetools/config.py and reach Make through $(BUILD_DIR)/apps.mk (below).
 ENGINE ?= docker
-VARIANTS ?= pip uv multistage
 APP ?= backend
 VARIANT ?= uv
 COMPOSE_PROJECT ?= grocery
@@ -58,6 +57,7 @@ COMPOSE_PROJECT ?= grocery
 # BUILD_FLAGS="--cache-from=type=gha,scope=x --cache-to=type=gha,mode=max,scope=x"
 BUILD_FLAGS ?=
 REGISTRY ?=
+REGISTRY_ADDR ?= 127.0.0.1:5000
 # Debian package of Nix for the flake tests (tests/nix), installed when no nix is on PATH.
 NIX_PACKAGES ?= nix-bin
 # The build tooling: one package, scripts/imagetools (`python -m imagetools` lists commands).
@@ -71,8 +71,18 @@ $(BUILD_DIR)/apps.mk: dockerfiles/apps.toml scripts/imagetools/config.py scripts
 include $(BUILD_DIR)/apps.mk
 # APPS: every table of dockerfiles/apps.toml, the one list of apps (add yours there).
 APPS ?= $(ALL_APPS)
+VARIANTS ?= $(ALL_VARIANTS)
+# An unknown app or variant is one clear line, before anything runs (once apps.mk is made).
+ifneq ($(ALL_VARIANTS),)
+ifneq ($(filter-out $(ALL_APPS),$(APPS) $(APP)),)
+$(error unknown app '$(firstword $(filter-out $(ALL_APPS),$(APPS) $(APP)))': the apps are $(ALL_APPS) (dockerfiles/apps.toml))
+endif
+ifneq ($(filter-out $(ALL_VARIANTS),$(VARIANTS) $(VARIANT) $(TRAINER_VARIANT)),)
+$(error unknown variant '$(firstword $(filter-out $(ALL_VARIANTS),$(VARIANTS) $(VARIANT) $(TRAINER_VARIANT)))': the variants are $(ALL_VARIANTS))
+endif
+endif
 export ENGINE BASE_IMAGE LOCAL_BASE TRAINER_VARIANT TORCH_FIND_LINKS PLATFORM IMAGE_PREFIX \
-  BUILD_DIR ARTIFACTS REGISTRY
+  BUILD_DIR ARTIFACTS REGISTRY REGISTRY_ADDR
 
 .PHONY: help
 help: ## Show this help (the default goal)
@@ -84,7 +94,7 @@ help: ## Show this help (the default goal)
 	@echo "Variables (current value):"
 	@$(foreach v,$(HELP_VARIABLES),printf '  %-18s %s\n' '$(v)' '$($(v))';)
 HELP_VARIABLES = ENGINE APPS VARIANTS APP VARIANT TRAINER_VARIANT PLATFORM IMAGE_PREFIX \
-  BASE_IMAGE LOCAL_BASE BUILD_FLAGS REGISTRY ARTIFACTS BUILD_DIR COMPOSE_PROJECT PYTHON \
+  BASE_IMAGE LOCAL_BASE BUILD_FLAGS REGISTRY REGISTRY_ADDR ARTIFACTS BUILD_DIR COMPOSE_PROJECT PYTHON \
   VENV_PYTHON VENV TORCH_FIND_LINKS PIP_INSTALL_ARGS LOCKS EXPLAIN_ARGS PYTEST_ARGS \
   BENCH_APPS BENCH_VARIANTS BENCH_SCENARIOS BENCH_REPEAT BENCH_ARGS BENCH_SERVE_ARGS \
   BROWSER_PACKAGES NIX_PACKAGES
@@ -200,6 +210,18 @@ down: ## Stop the `make up` stack and remove its containers and network
 .PHONY: sbom
 sbom: $(VENV)/.installed ## Write a CycloneDX SBOM per image (Python distributions + Debian packages) to build/sbom/
 	@$(VTOOL) sbom --apps $(APPS) --variants $(VARIANTS)
+
+.PHONY: registry
+registry: ## Start a local registry (Debian's docker-registry) on REGISTRY_ADDR, data in build/registry/
+	@$(TOOL) registry
+
+.PHONY: registry-down
+registry-down: ## Stop the local registry (its data stays)
+	@$(TOOL) registry-down
+
+.PHONY: push
+push: $(IMAGE_STAMPS) ## Push APPS x VARIANTS to REGISTRY=host[:port]/prefix; record them in build/published.json
+	@$(TOOL) push --apps $(APPS) --variants $(VARIANTS)
 
 .PHONY: verify-repro
 verify-repro: ## Build every image twice from clean and compare (identical IDs with podman)

@@ -14,7 +14,7 @@ import os
 import subprocess
 
 from .common import ROOT, ScriptError, note, shown, step
-from .config import Config
+from .config import DEFAULT_BASE, Config
 from .engines import Engine, engine_for
 
 SUITE = os.environ.get("DEBIAN_SUITE", "bookworm")
@@ -64,6 +64,8 @@ def resolve(engine: Engine) -> str:
         note(f"pulled base image {cfg.base_image}")
         return cfg.base_image
     reason = (result.stderr.strip().splitlines() or ["no answer"])[-1]
+    if cfg.base_image != DEFAULT_BASE:  # a base the user chose is never swapped silently
+        raise ScriptError(f"cannot pull BASE_IMAGE={cfg.base_image}: {reason[:200]}")
     note(f"cannot pull {cfg.base_image} ({reason[:120]})")
     if not engine.exists(cfg.local_base):
         build_local_base(engine)

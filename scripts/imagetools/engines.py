@@ -121,6 +121,13 @@ class Engine:
     def trim_cache(self) -> None:
         """Keep the builder's cache bounded after --no-cache builds (no-op by default)."""
 
+    def push(self, ref: str) -> str:
+        """Push ref to its registry; return the manifest digest the registry stored."""
+        raise NotImplementedError
+
+    def trust_loopback_registry(self, addr: str) -> None:
+        """Let the engine talk plain HTTP to a registry on this machine's loopback."""
+
     def compose(self) -> list[str]:
         raise NotImplementedError
 
@@ -188,6 +195,13 @@ class Docker(Engine):
         BUILD_CACHE_KEEP (20GB by default); the images themselves are never touched."""
         keep = os.environ.get("BUILD_CACHE_KEEP", "20GB")
         self.run(["builder", "prune", "--force", "--keep-storage", keep], capture_output=True)
+
+    def push(self, ref: str) -> str:
+        # Engine 20.10 trusts loopback registries over HTTP; its last line has the digest.
+        found = re.findall(r"digest: (sha256:[0-9a-f]{64})", self.output(["push", ref]))
+        if not found:
+            raise ScriptError(f"`docker push {ref}` named no digest")
+        return found[-1]
 
     def compose(self) -> list[str]:
         """`docker compose` (v2 plugin) or `docker-compose` (Debian's, installed if missing)."""
@@ -271,6 +285,23 @@ class Podman(Engine):
 
     def save_flags(self) -> list[str]:
         return ["--format", "docker-archive"]
+
+    def push(self, ref: str) -> str:
+        digestfile = Path(f"/tmp/imagetools-digest-{os.getpid()}")  # noqa: S108 - private name
+        try:
+            self.output(["push", "--quiet", "--digestfile", str(digestfile), ref])
+            return digestfile.read_text().strip()
+        finally:
+            digestfile.unlink(missing_ok=True)
+
+    def trust_loopback_registry(self, addr: str) -> None:
+        """Podman asks for TLS unless registries.conf marks the registry insecure."""
+        conf = Path(f"/etc/containers/registries.conf.d/50-grocery-{addr.replace(':', '-')}.conf")
+        if os.geteuid() == 0 and not conf.exists():
+            conf.parent.mkdir(parents=True, exist_ok=True)
+            conf.write_text(f'# Written by grocery-ml-containers: its local registry (HTTP).\n'
+                            f'[[registry]]\nlocation = "{addr}"\ninsecure = true\n')  # fmt: skip
+            note(f"podman may use the registry at {addr} over HTTP: wrote {conf}")
 
     def compose(self) -> list[str]:
         if not shutil.which("podman-compose") and os.geteuid() == 0:

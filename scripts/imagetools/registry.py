@@ -1,0 +1,171 @@
+"""A registry of one's own, and publishing to any: `make registry`, `make registry-down`,
+`make push REGISTRY=host[:port]/prefix`.
+
+`registry` starts Debian's `docker-registry` (CNCF distribution 2.8, installed when missing)
+on REGISTRY_ADDR (127.0.0.1:5000) with its storage under build/registry/. `push` tags every
+image as `<registry>/<prefix><app>:<variant>` and `:<variant>-<revision>`, pushes both, and
+records in build/published.json what is now there: repository, tags, manifest digest, config
+digest (the image ID), platform, revision, SOURCE_DATE_EPOCH and the sha256 of the lock. An
+image is recorded only once its push has finished and the registry serves its manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .apps import parse_selection
+from .common import ROOT, ScriptError, note, shown, step
+from .config import Config
+from .engines import engine_for
+
+MANIFEST_TYPES = ", ".join([
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])  # fmt: skip
+CONFIG = """version: 0.1
+log: {{level: warn}}
+storage:
+  filesystem: {{rootdirectory: {root}}}
+  delete: {{enabled: true}}
+http: {{addr: "{addr}"}}
+"""
+
+
+def registry_dir(cfg: Config) -> Path:
+    return cfg.build_dir / "registry"
+
+
+def api(registry: str, path: str, method: str = "GET") -> tuple[dict, bytes]:
+    """(headers, body) of a registry API call over plain HTTP (a loopback registry)."""
+    host = registry.split("/")[0]
+    request = urllib.request.Request(f"http://{host}/v2/{path}", method=method,
+                                     headers={"Accept": MANIFEST_TYPES})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http by design
+        return dict(response.headers), response.read()
+
+
+def answers(addr: str) -> bool:
+    try:
+        api(addr, "")
+    except (OSError, urllib.error.URLError):
+        return False
+    return True
+
+
+def start(cfg: Config, addr: str, root: Path) -> None:
+    """Start a registry on addr with its data in root, unless one answers there already."""
+    if answers(addr):
+        note(f"a registry answers at {addr}; using it as it is")
+        return
+    subprocess.run([str(ROOT / "scripts" / "ensure-apt.sh"), "docker-registry"], check=True)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.yml").write_text(CONFIG.format(root=root / "data", addr=addr))
+    with (root / "registry.log").open("ab") as log:
+        server = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")],
+                                  stdout=log, stderr=log, start_new_session=True)  # fmt: skip
+    (root / "registry.pid").write_text(f"{server.pid}\n")
+    deadline = time.monotonic() + 30
+    while not answers(addr):
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise ScriptError(
+                f"the registry did not start on {addr}; see {shown(root)}/registry.log"
+            )
+        time.sleep(0.2)
+    engine_for(cfg).trust_loopback_registry(addr)
+    note(f"registry at {addr}, data in {shown(root / 'data')} (make registry-down stops it)")
+
+
+def stop(root: Path) -> None:
+    pidfile = root / "registry.pid"
+    if not pidfile.is_file():
+        note("no registry started here is running")
+        return
+    pid = int(pidfile.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+    except ProcessLookupError:
+        pass
+    pidfile.unlink()
+    note(f"registry stopped; its data stays in {shown(root / 'data')}")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def blobs(root: Path) -> dict[str, int]:
+    """{digest: size} of the blobs a local registry stores (to count what a push uploaded)."""
+    found = (root / "data").glob("docker/registry/v2/blobs/sha256/*/*/data")
+    return {p.parent.name: p.stat().st_size for p in found}
+
+
+def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[dict]:
+    if not cfg.registry:
+        raise ScriptError("set REGISTRY=host[:port]/prefix, e.g. REGISTRY=127.0.0.1:5000/grocery")
+    engine, short = engine_for(cfg), cfg.revision[:12]
+    published = json.loads(out.read_text()) if out.is_file() else {}
+    local = registry_dir(cfg)
+    records = []
+    for app in apps:
+        lock = sha256(ROOT / "requirements" / f"{app}.txt")
+        for variant in variants:
+            tag = cfg.tag(app, variant)
+            image = engine.image_id(tag)
+            if not image:
+                raise ScriptError(f"{tag} does not exist: run `make images` first")
+            repository = f"{cfg.registry}/{cfg.image_prefix}{app}"
+            refs = [f"{repository}:{variant}", f"{repository}:{variant}-{short}"]
+            before, started = blobs(local), time.monotonic()
+            step(f"pushing {tag} to {refs[0]} and {refs[1]}")
+            digest = ""
+            for ref in refs:
+                engine.output(["tag", tag, ref])
+                digest = engine.push(ref)
+            try:
+                _, body = api(
+                    cfg.registry, f"{repository.split('/', 1)[1]}/manifests/{digest}"
+                )
+            except (OSError, urllib.error.URLError) as exc:
+                raise ScriptError(
+                    f"{refs[0]}: the registry does not serve {digest}: {exc}"
+                ) from None
+            manifest = json.loads(body)
+            size = sum(layer["size"] for layer in manifest["layers"]) + manifest["config"]["size"]
+            uploaded = sum(s for d, s in blobs(local).items() if d not in before)
+            note(f"{refs[0]}@{digest[:19]}: {time.monotonic() - started:.1f} s, "
+                 f"{size / 1e6:.0f} MB compressed, {uploaded / 1e6:.0f} MB uploaded")  # fmt: skip
+            record = {"repository": repository, "tags": [r.split(":")[-1] for r in refs],
+                      "digest": digest, "config_digest": manifest["config"]["digest"],
+                      "image_id": image, "platform": cfg.platform, "revision": cfg.revision,
+                      "source_date_epoch": cfg.source_date_epoch, "lock_sha256": lock,
+                      "engine": cfg.engine, "compressed_bytes": size}  # fmt: skip
+            published[f"{repository}:{variant}"] = record
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(published, indent=1, sort_keys=True) + "\n")
+            records.append(record)
+    return records
+
+
+def main(cfg: Config, command: str, argv: list[str]) -> int:
+    addr = os.environ.get("REGISTRY_ADDR") or "127.0.0.1:5000"
+    if command == "registry":
+        step(f"starting a local registry on {addr}")
+        start(cfg, addr, registry_dir(cfg))
+    elif command == "registry-down":
+        stop(registry_dir(cfg))
+    else:
+        args, apps, variants = parse_selection(command, argv, cfg.build_dir / "published.json")
+        records = push(cfg, apps, variants, args.out)
+        step(f"pushed {len(records)} image(s); recorded in {shown(args.out)}")
+    return 0
