@@ -12,7 +12,7 @@ from __future__ import annotations
 import tomllib
 
 from .apps import APPS_FILE
-from .config import Config
+from .config import VARIANTS, Config
 
 
 def main(cfg: Config, command: str, argv: list[str]) -> int:
@@ -26,6 +26,7 @@ def main(cfg: Config, command: str, argv: list[str]) -> int:
     except (OSError, tomllib.TOMLDecodeError):
         apps = {}  # every command names the problem
     print(f"ALL_APPS := {' '.join(apps)}")
+    print(f"ALL_VARIANTS := {' '.join(VARIANTS)}")
     for app, spec in apps.items():
         spec = spec if isinstance(spec, dict) else {}
         folders = " ".join(f"src/{p}" for p in spec.get("packages", []) if isinstance(p, str))
