@@ -151,7 +151,7 @@ IMAGE_STAMPS = $(foreach app,$(APPS),$(foreach variant,$(VARIANTS),$(call image_
 
 # A stamp whose image was removed or re-tagged by hand is dropped (one engine call), so that
 # Make builds that image again.
-ifneq ($(filter images image image-% test test-containers test-podman bench-builds train,$(or $(MAKECMDGOALS),help)),)
+ifneq ($(filter images image image-% test test-containers test-podman bench-builds train push,$(or $(MAKECMDGOALS),help)),)
 $(foreach line,$(shell $(TOOL) forget-missing 2>/dev/null | tr ' ' '~'),$(info $(subst ~, ,$(line))))
 endif
 
@@ -256,12 +256,13 @@ test: $(VENV)/.installed browser-deps nix-deps images ## Run every test: unit, b
 	@$(MAKE) test-podman
 
 .PHONY: test-podman
-test-podman: $(VENV)/.installed ## Build every image with Podman (layer cache on) and run the image and service tests on them
+test-podman: $(VENV)/.installed ## Build every image with Podman (layer cache on) and run the image, service, stack and registry tests on them
 	@$(MAKE) images ENGINE=podman
 	@echo ">> pytest (images and services built by Podman)"
 	@ENGINE=podman $(VPY) -m pytest -m container tests/containers/test_container_images.py \
-	  tests/containers/test_container_hostile.py \
-	  tests/containers/test_container_services.py $(PYTEST_ARGS)
+	  tests/containers/test_container_hostile.py tests/containers/test_container_services.py \
+	  tests/containers/test_container_stack.py tests/containers/test_container_registry.py \
+	  $(PYTEST_ARGS)
 
 .PHONY: test-containers
 test-containers: $(VENV)/.installed images ## Run the container tests only

@@ -300,7 +300,8 @@ def check_image(engine: Engine, image: str, tag: str, ctx: Path, digests: dict[s
         absent = sorted(set(expected_dists) - set(found["dists"]))
         if extra or absent:
             listed = [", ".join(names[:4]) or "-" for names in (extra, absent)]
-            problems.append(f"distributions differ from {ctx.name}'s lock "
+            app = tag.split(":")[0].removeprefix(engine.cfg.image_prefix)
+            problems.append(f"distributions differ from {app}'s lock "
                             f"(not locked: {listed[0]}; missing: {listed[1]})")  # fmt: skip
         stale = sorted(n for n in set(expected_app) | set(found["app"])
                        if expected_app.get(n) != found["app"].get(n))  # fmt: skip
