@@ -133,9 +133,7 @@ def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[d
                 engine.output(["tag", tag, ref])
                 digest = engine.push(ref)
             try:
-                _, body = api(
-                    cfg.registry, f"{repository.split('/', 1)[1]}/manifests/{digest}"
-                )
+                _, body = api(cfg.registry, f"{repository.split('/', 1)[1]}/manifests/{digest}")
             except (OSError, urllib.error.URLError) as exc:
                 raise ScriptError(
                     f"{refs[0]}: the registry does not serve {digest}: {exc}"

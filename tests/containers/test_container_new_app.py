@@ -140,10 +140,10 @@ def test_a_broken_table_is_one_clear_line_per_problem(repo: Path) -> None:
         apps.write_text(good)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("imagetools: error:")]
+    prefix = "imagetools: error: dockerfiles/apps.toml: "
+    errors = [ln.removeprefix(prefix) for ln in result.stderr.splitlines()
+              if ln.startswith(prefix)]  # fmt: skip
     assert errors == [
-        f"imagetools: error: dockerfiles/apps.toml: [{NAME}]: package 'nowhere' is not under src/ "
-        "(no src/nowhere/__init__.py)",
-        f"imagetools: error: dockerfiles/apps.toml: [{NAME}]: port must be a whole number from 1 to "
-        "65535, not '8097'",
+        f"[{NAME}]: package 'nowhere' is not under src/ (no src/nowhere/__init__.py)",
+        f"[{NAME}]: port must be a whole number from 1 to 65535, not '8097'",
     ]

@@ -402,7 +402,7 @@ def test_podman_builds_with_its_own_flags(fake_repo: Path, artifacts: Path) -> N
 
 @pytest.mark.parametrize(("change", "problem"), [
     ("app", "/app differs from "),
-    ("dists", "distributions differ from grocery-backend-uv's lock (not locked: extra==1; "
+    ("dists", "distributions differ from backend's lock (not locked: extra==1; "
      "missing: alpha==1.0)"),
 ])  # fmt: skip
 def test_an_image_that_does_not_match_its_inputs_is_never_tagged(
