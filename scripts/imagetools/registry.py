@@ -79,7 +79,6 @@ def start(cfg: Config, addr: str, root: Path) -> None:
                 f"the registry did not start on {addr}; see {shown(root)}/registry.log"
             )
         time.sleep(0.2)
-    engine_for(cfg).trust_loopback_registry(addr)
     note(f"registry at {addr}, data in {shown(root / 'data')} (make registry-down stops it)")
 
 
@@ -160,6 +159,7 @@ def main(cfg: Config, command: str, argv: list[str]) -> int:
     if command == "registry":
         step(f"starting a local registry on {addr}")
         start(cfg, addr, registry_dir(cfg))
+        engine_for(cfg).trust_loopback_registry(addr)
     elif command == "registry-down":
         stop(registry_dir(cfg))
     else:

@@ -180,7 +180,8 @@ def test_makefile_lists_each_app_and_its_inputs() -> None:
         folders = [f"src/{package}" for package in spec["packages"]]
         assert made[f"INPUTS_{app}"].split() == [f"requirements/{app}.txt", *folders]
         assert made.get(f"MODEL_{app}") == spec.get("model"), app  # the artifacts folder
-    expected = {"ALL_APPS", *(f"INPUTS_{a}" for a in apps),
+    assert made["ALL_VARIANTS"].split() == list(config.VARIANTS)
+    expected = {"ALL_APPS", "ALL_VARIANTS", *(f"INPUTS_{a}" for a in apps),
                 *(f"MODEL_{a}" for a, s in apps.items() if "model" in s),
                 *(f.upper() for f in MAKE_DEFAULTS)}  # fmt: skip
     assert set(made) == expected

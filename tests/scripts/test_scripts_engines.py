@@ -239,3 +239,27 @@ def test_the_engine_branch_check_finds_branches() -> None:
         assert ENGINE_BRANCH.search(line), line
     for line in ('ENGINES = ("docker", "podman")', 'engine: str = "docker"', "engine_for(cfg)"):
         assert not ENGINE_BRANCH.search(line), line
+
+
+@pytest.mark.parametrize(("args", "plain_http"), [
+    (["pull", "127.0.0.1:5000/grocery/grocery-flask@sha256:ab"], True),
+    (["push", "--quiet", "localhost:41234/x/grocery-flask:uv"], True),
+    (["build", "--build-arg=BASE_IMAGE=127.0.0.1:40123/base@sha256:ab", "."], True),
+    (["pull", "docker.io/library/python:3.11-slim"], False),
+    (["run", "127.0.0.1:5000/grocery/grocery-flask:uv"], False),
+])  # fmt: skip
+def test_podman_talks_plain_http_only_to_a_loopback_registry(make_engine, fake_client,
+                                                             args, plain_http) -> None:  # fmt: skip
+    make_engine("podman").run(args, capture_output=True)
+    assert ("--tls-verify=false" in fake_client.calls[0]) == plain_http
+    make_engine("docker").run(args, capture_output=True)
+    assert "--tls-verify=false" not in fake_client.calls[1]  # Engine 20.10 trusts loopback
+
+
+def test_push_returns_the_digest_the_registry_stored(make_engine, fake_client) -> None:
+    digest = "sha256:" + "a" * 64
+    fake_client.answer("push 127.0.0.1:5000/g/grocery-flask:other", out="no digest here\n")
+    fake_client.answer("push", out=f"uv: digest: {digest} size: 1234\n")
+    assert make_engine("docker").push("127.0.0.1:5000/g/grocery-flask:uv") == digest
+    with pytest.raises(ScriptError):
+        make_engine("docker").push("127.0.0.1:5000/g/grocery-flask:other")
