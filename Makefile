@@ -264,6 +264,10 @@ test-podman: $(VENV)/.installed ## Build every image with Podman (layer cache on
 	  tests/containers/test_container_stack.py tests/containers/test_container_registry.py \
 	  $(PYTEST_ARGS)
 
+.PHONY: test-incremental
+test-incremental: $(VENV)/.installed images ## The incremental-build mutation test for every engine x variant (make test runs two of them)
+	@INCREMENTAL_MATRIX=all $(VPY) -m pytest -m container tests/containers/test_container_incremental.py $(PYTEST_ARGS)
+
 .PHONY: test-containers
 test-containers: $(VENV)/.installed images ## Run the container tests only
 	@$(VPY) -m pytest -m container $(PYTEST_ARGS)
