@@ -58,6 +58,10 @@ COMPOSE_PROJECT ?= grocery
 BUILD_FLAGS ?=
 REGISTRY ?=
 REGISTRY_ADDR ?= 127.0.0.1:5000
+# make sign: a GPG fingerprint in GNUPGHOME (none: a test key under build/signing), and where
+# signatures are kept (a folder, or the URL consumers read; none: build/registry/signatures).
+SIGN_KEY ?=
+SIGNATURES ?=
 # Debian package of Nix for the flake tests (tests/nix), installed when no nix is on PATH.
 NIX_PACKAGES ?= nix-bin
 # The build tooling: one package, scripts/imagetools (`python -m imagetools` lists commands).
@@ -82,7 +86,7 @@ $(error unknown variant '$(firstword $(filter-out $(ALL_VARIANTS),$(VARIANTS) $(
 endif
 endif
 export ENGINE BASE_IMAGE LOCAL_BASE TRAINER_VARIANT TORCH_FIND_LINKS PLATFORM IMAGE_PREFIX \
-  BUILD_DIR ARTIFACTS REGISTRY REGISTRY_ADDR
+  BUILD_DIR ARTIFACTS REGISTRY REGISTRY_ADDR SIGN_KEY SIGNATURES
 
 .PHONY: help
 help: ## Show this help (the default goal)
@@ -94,7 +98,7 @@ help: ## Show this help (the default goal)
 	@echo "Variables (current value):"
 	@$(foreach v,$(HELP_VARIABLES),printf '  %-18s %s\n' '$(v)' '$($(v))';)
 HELP_VARIABLES = ENGINE APPS VARIANTS APP VARIANT TRAINER_VARIANT PLATFORM IMAGE_PREFIX \
-  BASE_IMAGE LOCAL_BASE BUILD_FLAGS REGISTRY REGISTRY_ADDR ARTIFACTS BUILD_DIR COMPOSE_PROJECT PYTHON \
+  BASE_IMAGE LOCAL_BASE BUILD_FLAGS REGISTRY REGISTRY_ADDR SIGN_KEY SIGNATURES ARTIFACTS BUILD_DIR COMPOSE_PROJECT PYTHON \
   VENV_PYTHON VENV TORCH_FIND_LINKS PIP_INSTALL_ARGS LOCKS EXPLAIN_ARGS PYTEST_ARGS \
   BENCH_APPS BENCH_VARIANTS BENCH_SCENARIOS BENCH_REPEAT BENCH_ARGS BENCH_SERVE_ARGS \
   BROWSER_PACKAGES NIX_PACKAGES
@@ -150,9 +154,10 @@ $(foreach app,$(ALL_APPS),$(foreach variant,$(VARIANTS),$(eval $(call image_rule
 IMAGE_STAMPS = $(foreach app,$(APPS),$(foreach variant,$(VARIANTS),$(call image_stamp,$(app),$(variant))))
 
 # A stamp whose image was removed or re-tagged by hand is dropped (one engine call), so that
-# Make builds that image again.
+# Make builds that image again. (Make 4.3 does not export variables to $(shell): name them.)
 ifneq ($(filter images image image-% test test-containers test-podman bench-builds train push,$(or $(MAKECMDGOALS),help)),)
-$(foreach line,$(shell $(TOOL) forget-missing 2>/dev/null | tr ' ' '~'),$(info $(subst ~, ,$(line))))
+$(foreach line,$(shell ENGINE='$(ENGINE)' IMAGE_PREFIX='$(IMAGE_PREFIX)' BUILD_DIR='$(BUILD_DIR)' \
+  $(TOOL) forget-missing 2>/dev/null | tr ' ' '~'),$(info $(subst ~, ,$(line))))
 endif
 
 .PHONY: FORCE
@@ -222,6 +227,18 @@ registry-down: ## Stop the local registry (its data stays)
 .PHONY: push
 push: $(IMAGE_STAMPS) ## Push APPS x VARIANTS to REGISTRY=host[:port]/prefix; record them in build/published.json
 	@$(TOOL) push --apps $(APPS) --variants $(VARIANTS)
+
+.PHONY: sign
+sign: ## Sign the pushed APPS x VARIANTS (GPG, SIGN_KEY); write build/signing/policy.json for consumers
+	@$(TOOL) sign --apps $(APPS) --variants $(VARIANTS)
+
+.PHONY: pull
+pull: ## Pull the published APPS x VARIANTS by digest into ENGINE, refusing any not signed by SIGN_KEY
+	@$(TOOL) pull --apps $(APPS) --variants $(VARIANTS)
+
+.PHONY: verify-published
+verify-published: ## Rebuild what REGISTRY holds (published.json) in a fresh clone, varied env, and compare
+	@$(TOOL) verify-published --apps $(APPS) --variants $(VARIANTS)
 
 .PHONY: verify-repro
 verify-repro: ## Build every image twice from clean and compare (identical IDs with podman)

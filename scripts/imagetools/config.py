@@ -54,6 +54,8 @@ class Config:
     source_date_epoch: int = 0
     revision: str = "unknown"
     registry: str = ""
+    sign_key: str = ""  # a GPG fingerprint (GNUPGHOME); none: a test key under build/signing
+    signatures: str = ""  # where signatures are stored (a folder or a URL); none: build/
     torch_find_links: str = TORCH_FIND_LINKS
     podman_format: str = "oci"  # docker keeps HEALTHCHECK, with two per-build fields
     vcs_url: str = VCS_URL
@@ -62,7 +64,8 @@ class Config:
     def from_env(cls, env: Mapping[str, str] = os.environ, **overrides) -> Config:
         """Read ENGINE, PLATFORM, IMAGE_PREFIX, BUILD_DIR, ARTIFACTS, BASE_IMAGE, LOCAL_BASE,
         TRAINER_VARIANT, SOURCE_DATE_EPOCH (else the last commit's time), REVISION (else
-        HEAD), REGISTRY, TORCH_FIND_LINKS, PODMAN_FORMAT and VCS_URL; check them."""
+        HEAD), REGISTRY, SIGN_KEY, SIGNATURES, TORCH_FIND_LINKS, PODMAN_FORMAT and VCS_URL;
+        check them."""
         head = _git("log", "-1", "--format=%ct %H").split() or ["0", "unknown"]
         epoch = env.get("SOURCE_DATE_EPOCH") or head[0]
         if not epoch.isdigit():
@@ -71,7 +74,8 @@ class Config:
             "engine": env.get("ENGINE"), "platform": env.get("PLATFORM"),
             "image_prefix": env.get("IMAGE_PREFIX"), "base_image": env.get("BASE_IMAGE"),
             "local_base": env.get("LOCAL_BASE"), "trainer_variant": env.get("TRAINER_VARIANT"),
-            "registry": env.get("REGISTRY"), "torch_find_links": env.get("TORCH_FIND_LINKS"),
+            "registry": env.get("REGISTRY"), "sign_key": env.get("SIGN_KEY"),
+            "signatures": env.get("SIGNATURES"), "torch_find_links": env.get("TORCH_FIND_LINKS"),
             "podman_format": env.get("PODMAN_FORMAT"), "vcs_url": env.get("VCS_URL"),
             "revision": env.get("REVISION") or head[1],
             "build_dir": Path(env["BUILD_DIR"]).resolve() if env.get("BUILD_DIR") else None,

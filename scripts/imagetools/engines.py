@@ -125,6 +125,10 @@ class Engine:
         """Push ref to its registry; return the manifest digest the registry stored."""
         raise NotImplementedError
 
+    def skopeo_destination(self, ref: str) -> list[str]:
+        """skopeo's name for ref in this engine's storage, and the flags copying there needs."""
+        raise NotImplementedError
+
     def trust_loopback_registry(self, addr: str) -> None:
         """Let the engine talk plain HTTP to a registry on this machine's loopback."""
 
@@ -202,6 +206,10 @@ class Docker(Engine):
         if not found:
             raise ScriptError(f"`docker push {ref}` named no digest")
         return found[-1]
+
+    def skopeo_destination(self, ref: str) -> list[str]:
+        # The daemon keeps no signatures: the policy checks them on the way in.
+        return [f"docker-daemon:{ref}", "--remove-signatures"]
 
     def compose(self) -> list[str]:
         """`docker compose` (v2 plugin) or `docker-compose` (Debian's, installed if missing)."""
@@ -313,6 +321,11 @@ class Podman(Engine):
             conf.write_text(f'# Written by grocery-ml-containers: its local registry (HTTP).\n'
                             f'[[registry]]\nlocation = "{addr}"\ninsecure = true\n')  # fmt: skip
             note(f"podman may use the registry at {addr} over HTTP: wrote {conf}")
+
+    def skopeo_destination(self, ref: str) -> list[str]:
+        # Signatures kept in storage would make a later push of the same image refuse to
+        # recompress it ("would invalidate signatures"): the policy checks them on the way in.
+        return [f"containers-storage:{ref}", "--remove-signatures"]
 
     def compose(self) -> list[str]:
         if not shutil.which("podman-compose") and os.geteuid() == 0:

@@ -26,10 +26,11 @@ from containers_support import (
     unique_name,
 )
 
-from imagetools import registry
+from imagetools import registry, repro, signing
 from imagetools.engines import engine_for
 
 pytestmark = pytest.mark.container
+ROOTS: dict[str, Path] = {}  # registry address -> its folder
 
 APP, VARIANT = "flask", "uv"
 OTHER = "podman" if ENGINE == "docker" else "docker"
@@ -38,7 +39,7 @@ OTHER = "podman" if ENGINE == "docker" else "docker"
 @pytest.fixture(scope="module")
 def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     addr = f"127.0.0.1:{free_port()}"
-    root = tmp_path_factory.mktemp("registry")
+    root = ROOTS[addr] = tmp_path_factory.mktemp("registry")
     registry.start(CFG, addr, root)
     try:
         yield addr
@@ -58,9 +59,10 @@ def published(local_registry: str, tmp_path_factory: pytest.TempPathFactory) -> 
     out = tmp_path_factory.mktemp("published") / "published.json"
     cfg = CFG.replace(registry=f"{local_registry}/test{uuid.uuid4().hex[:6]}")
     records = registry.push(cfg, [APP], [VARIANT], out)
+    engine(["rmi", *(f"{records[0]['repository']}:{tag}" for tag in records[0]["tags"])])
     assert len(records) == 1
     assert json.loads(out.read_text())[f"{records[0]['repository']}:{VARIANT}"] == records[0]
-    return records[0]
+    return dict(records[0], published_json=str(out))
 
 
 def test_push_records_what_the_registry_serves(published: dict, local_registry: str) -> None:
@@ -128,3 +130,93 @@ def test_a_push_without_registry_is_one_clear_line(tmp_path: Path) -> None:
     result = make("push", "APPS=flask", "VARIANTS=uv", REGISTRY="")
     assert result.returncode != 0
     assert "imagetools: error: set REGISTRY=host[:port]/prefix" in result.stderr
+
+
+def unsigned_image(addr: str, repository: str, tmp_path: Path) -> dict:
+    """A record of a small image of its own (one random layer), pushed without a signature."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "random").write_bytes(os.urandom(4096))
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY random /random\n")
+    ref = f"{repository}:unsigned"
+    engine(["build", "--quiet", "--tag", ref, str(tmp_path)])
+    try:
+        digest = engine_for(CFG).push(ref)
+        image_id = engine_for(CFG).image_id(ref)
+    finally:
+        engine(["rmi", ref])
+    return {"repository": repository, "tags": ["unsigned"], "digest": digest, "image_id": image_id}
+
+
+def refused(cfg: signing.Config, record: dict) -> str:
+    with pytest.raises(signing.ScriptError) as error:
+        signing.pull(cfg, [record])
+    assert not engine_for(cfg).exists(f"{record['repository']}:{record['tags'][0]}")
+    return str(error.value)
+
+
+def test_a_signed_image_pulls_and_an_unsigned_or_tampered_one_is_refused(
+    published: dict, local_registry: str, tmp_path: Path
+) -> None:
+    cfg = CFG.replace(registry=published["repository"].rsplit("/", 1)[0], build_dir=tmp_path)
+    record = {k: v for k, v in published.items() if k != "published_json"}
+    signing.sign(cfg, [record], Path(published["published_json"]))
+    assert len(record["signed_by"]) == 40
+    assert json.loads(Path(published["published_json"]).read_text())[
+        f"{record['repository']}:{VARIANT}"]["signed_by"] == record["signed_by"]  # fmt: skip
+    signed_ref = f"{record['repository']}:{VARIANT}"
+    try:
+        signing.pull(cfg, [record])
+        assert engine_for(cfg).image_id(signed_ref).endswith(record["image_id"][-64:])
+        # The pulled image (here: the local one) can still be pushed: no signature kept.
+        assert engine_for(cfg).push(signed_ref) == record["digest"]
+    finally:
+        engine(["rmi", signed_ref], check=False)
+
+    other = unsigned_image(local_registry, record["repository"], tmp_path / "ctx")
+    assert "a signature was required, but no signature exists" in refused(cfg, other).lower()
+    store = tmp_path / "registry" / "signatures"
+    name = record["repository"].split("/", 1)[1]
+    signature = store / f"{name}@{record['digest'].replace(':', '=')}" / "signature-1"
+    # The flask image's signature, presented for another image.
+    moved = store / f"{name}@{other['digest'].replace(':', '=')}" / "signature-1"
+    moved.parent.mkdir(parents=True)
+    moved.write_bytes(signature.read_bytes())
+    assert "does not match" in refused(cfg, other).lower()
+    # The flask image's own signature, one byte changed.
+    data = bytearray(signature.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    signature.write_bytes(bytes(data))
+    assert refused(cfg, record).startswith(f"refused {record['repository']}@{record['digest']}: ")
+
+
+def test_a_tampered_blob_is_refused(local_registry: str, tmp_path: Path) -> None:
+    cfg = CFG.replace(registry=f"{local_registry}/tamper", build_dir=tmp_path)
+    record = unsigned_image(local_registry, f"{cfg.registry}/blob", tmp_path / "ctx")
+    record["tags"] = ["signed"]
+    signing.sign(cfg, [record], tmp_path / "published.json")
+    _, body = registry.api(local_registry, f"tamper/blob/manifests/{record['digest']}")
+    layer = json.loads(body)["layers"][0]["digest"].split(":")[1]
+    blob = ROOTS[local_registry] / "data/docker/registry/v2/blobs/sha256" / layer[:2] / layer
+    data = bytearray((blob / "data").read_bytes())
+    data[-1] ^= 0x01
+    (blob / "data").write_bytes(bytes(data))
+    message = refused(cfg, record)
+    assert message.startswith(f"refused {record['repository']}@") and "digest" in message.lower()
+
+
+def test_a_rebuild_elsewhere_and_otherwise_matches_what_was_published(
+    published: dict, tmp_path: Path
+) -> None:
+    """A fresh clone, umask 0002, another time zone and locale, one CPU (and a hostname of
+    its own as root), --no-cache: Podman gives the published image ID, Docker its content."""
+    cfg = CFG.replace(registry=published["repository"].rsplit("/", 1)[0])
+    argv = ["--apps", APP, "--variants", VARIANT, "--artifacts", str(CFG.artifacts),
+            "--published", published["published_json"], "--out", str(tmp_path)]  # fmt: skip
+    assert repro.verify_published(cfg, argv) == 0
+    report = json.loads((tmp_path / f"report-{ENGINE}.json").read_text())
+    assert report["revision"] == published["revision"]
+    assert report["varied"]["umask"] == "0002" and report["varied"]["cpus"].startswith("1")
+    assert report["varied"]["path"].startswith("build/verify/")  # not where it was built
+    (result,) = report["results"]
+    assert result["content_identical"] and (ENGINE != "podman" or result["bit_identical"])
+    assert result["ids"][0].endswith(published["image_id"][-64:])

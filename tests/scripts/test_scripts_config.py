@@ -37,6 +37,8 @@ VALUES = {
     "source_date_epoch": ("SOURCE_DATE_EPOCH", "1234567890", 1_234_567_890),
     "revision": ("REVISION", "deadbeef", "deadbeef"),
     "registry": ("REGISTRY", "ghcr.io/someone", "ghcr.io/someone"),
+    "sign_key": ("SIGN_KEY", "0123456789ABCDEF", "0123456789ABCDEF"),
+    "signatures": ("SIGNATURES", "https://example.invalid/sigs", "https://example.invalid/sigs"),
     "torch_find_links": ("TORCH_FIND_LINKS", "/srv/wheels", "/srv/wheels"),
     "podman_format": ("PODMAN_FORMAT", "docker", "docker"),
     "vcs_url": ("VCS_URL", "https://example.invalid/repo", "https://example.invalid/repo"),
