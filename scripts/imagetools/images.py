@@ -384,7 +384,8 @@ def forget_missing(engine: Engine) -> list[Path]:
     for stamp in stamps:
         app, _, variant = stamp.name.removeprefix(engine.cfg.image_prefix).rpartition("-")
         mine = stamp.name.startswith(engine.cfg.image_prefix) and variant
-        if mine and tags.get(engine.cfg.tag(app, variant)) != stamp.read_text().strip():
+        tagged = tags.get(engine.cfg.tag(app, variant), "").removeprefix("sha256:")
+        if mine and tagged != stamp.read_text().strip().removeprefix("sha256:"):
             stamp.unlink()
             gone.append(stamp)
     return gone

@@ -518,6 +518,21 @@ def test_forget_missing_drops_the_stamps_of_gone_or_replaced_images(tmp_path: Pa
                                                         "grocery-backend-uv"]  # fmt: skip
 
 
+def test_forget_missing_keeps_a_stamp_whatever_the_id_spelling(tmp_path: Path) -> None:
+    """Podman lists `sha256:<hex>` and inspects `<hex>`: the same image, kept."""
+
+    class Listed(Podman):
+        def tags(self) -> dict[str, str]:
+            return {"grocery-flask:uv": "sha256:abc", "grocery-flask:pip": "sha256:new"}
+
+    stamps = tmp_path / "stamps" / "podman"
+    stamps.mkdir(parents=True)
+    (stamps / "grocery-flask-uv").write_text("abc\n")
+    (stamps / "grocery-flask-pip").write_text("old\n")
+    gone = images.forget_missing(Listed(Config(build_dir=tmp_path, engine="podman")))
+    assert gone == [stamps / "grocery-flask-pip"]
+
+
 def test_forget_missing_asks_nothing_without_stamps(tmp_path: Path) -> None:
     class NoEngine(Podman):
         def tags(self) -> dict[str, str]:
