@@ -123,6 +123,12 @@ def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[d
             image = engine.image_id(tag)
             if not image:
                 raise ScriptError(f"{tag} does not exist: run `make images` first")
+            # The revision the image says it was built from (a layer cache may have handed
+            # back an image built at an earlier revision with the same inputs).
+            label = '{{index .Config.Labels "org.opencontainers.image.revision"}}'
+            revision = engine.inspect(tag, label).replace("<no value>", "") or cfg.revision
+            if revision != cfg.revision:
+                note(f"{tag} was built at {revision[:12]}, not at {short}: recorded as such")
             repository = f"{cfg.registry}/{cfg.image_prefix}{app}"
             refs = [f"{repository}:{variant}", f"{repository}:{variant}-{short}"]
             before, started = blobs(local), time.monotonic()
@@ -144,7 +150,7 @@ def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[d
                  f"{size / 1e6:.0f} MB compressed, {uploaded / 1e6:.0f} MB uploaded")  # fmt: skip
             record = {"repository": repository, "tags": [r.split(":")[-1] for r in refs],
                       "digest": digest, "config_digest": manifest["config"]["digest"],
-                      "image_id": image, "platform": cfg.platform, "revision": cfg.revision,
+                      "image_id": image, "platform": cfg.platform, "revision": revision,
                       "source_date_epoch": cfg.source_date_epoch, "lock_sha256": lock,
                       "engine": cfg.engine, "compressed_bytes": size}  # fmt: skip
             published[f"{repository}:{variant}"] = record

@@ -74,7 +74,9 @@ def test_push_records_what_the_registry_serves(published: dict, local_registry: 
     image_id = engine(["image", "inspect", "--format", "{{.Id}}", image_ref(APP, VARIANT)])
     assert published["config_digest"].removeprefix("sha256:") in image_id
     lock = registry.sha256(ROOT / "requirements" / f"{APP}.txt")
-    assert (published["lock_sha256"], published["revision"]) == (lock, CFG.revision)
+    label = '{{index .Config.Labels "org.opencontainers.image.revision"}}'
+    built_at = engine(["image", "inspect", "--format", label, image_ref(APP, VARIANT)]).strip()
+    assert (published["lock_sha256"], published["revision"]) == (lock, built_at)
 
 
 def test_the_other_engine_pulls_by_digest_and_runs_it(published: dict) -> None:
