@@ -279,6 +279,7 @@ test-podman: $(VENV)/.installed ## Build every image with Podman (layer cache on
 	@ENGINE=podman $(VPY) -m pytest -m container tests/containers/test_container_images.py \
 	  tests/containers/test_container_hostile.py tests/containers/test_container_services.py \
 	  tests/containers/test_container_stack.py tests/containers/test_container_registry.py \
+	  tests/containers/test_container_labels.py \
 	  $(PYTEST_ARGS)
 
 .PHONY: test-incremental

@@ -39,8 +39,6 @@ class Engine:
     arch_format = ""
     # Is an image's ID the same on every machine that builds the same inputs?
     bit_reproducible = False
-    # Is each LABEL a build step of its own (so the build args it names key the next step)?
-    label_steps = False
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -107,6 +105,10 @@ class Engine:
 
     def build_flags(self) -> list[str]:
         """Flags of every image build (reproducibility, progress)."""
+        return []
+
+    def label_flags(self, labels: dict[str, str]) -> list[str]:
+        """Flags that make labels whose values are build args reach a cached image."""
         return []
 
     def save(self, ref: str, path: Path) -> None:
@@ -273,7 +275,6 @@ class Podman(Engine):
     name = "podman"
     arch_format = "{{.Host.Arch}}"
     bit_reproducible = True
-    label_steps = True
 
     def client(self) -> tuple[list[str], dict[str, str]]:
         if not shutil.which("podman"):
@@ -293,6 +294,13 @@ class Podman(Engine):
         # price of those two per-build fields in the config.
         return ["--timestamp", str(self.cfg.source_date_epoch), "--layers",
                 "--format", self.cfg.podman_format]  # fmt: skip
+
+    def label_flags(self, labels: dict[str, str]) -> list[str]:
+        # buildah keys a LABEL step on its text as written ("${VCS_REF}"), not on the build
+        # args it names: at a new revision with the same inputs every step is a cache hit and
+        # the image keeps the old revision and created labels. The same labels given with
+        # --label form a last step keyed on their values.
+        return [f"--label={key}={value}" for key, value in labels.items()]
 
     def save_flags(self) -> list[str]:
         return ["--format", "docker-archive"]

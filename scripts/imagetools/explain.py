@@ -2,7 +2,7 @@
 
 Every image build records, per step, the digest of each of its inputs, named as a user
 knows them (a file under src/, requirements/, artifacts/, the wheelhouse, an apps.toml
-field, the base image, the Dockerfile text up to the step, a build arg), together with the
+field, the base image, the Dockerfile text up to the step), together with the
 engine's decision (cached or ran, read from BuildKit's plain progress or Podman's log), in
 build/explain/<engine>/<tag>.json. Comparing it with the last build of the same image gives
 one line per step:
@@ -38,7 +38,6 @@ STEPS = {
     "deps": ("dependency inputs", "bench-mark end"),
     "app": ("COPY app/ /app/", "COPY app/ /app/"),
 }
-APP_ARGS = ("APP", "VCS_URL", "VCS_REF", "CREATED")  # declared before COPY app/
 KEY = re.compile(r"DEPS_SHA256=([0-9a-f]{64})")
 
 
@@ -69,13 +68,12 @@ def dockerfile_upto(dockerfile: Path, marker: str) -> str:
     return hashlib.sha256("".join(lines[: end + 1]).encode()).hexdigest()
 
 
-def step_inputs(label_steps: bool, app: str, spec: dict, variant: str, digests: dict[str, str],
-                base_id: str, args: dict[str, str]) -> dict[str, dict[str, str]]:  # fmt: skip
+def step_inputs(app: str, spec: dict, variant: str, digests: dict[str, str],
+                base_id: str) -> dict[str, dict[str, str]]:  # fmt: skip
     """{step: {input name: digest}} for the variant's steps, from the context's digests.
 
-    The app step comes after the labels: an engine whose LABELs are steps of their own
-    (label_steps: Podman) re-runs `COPY app/` for a new revision; BuildKit keeps labels in the
-    config, so it does not."""
+    Build args that only set labels (VCS_REF, CREATED, ...) are no step's input: BuildKit
+    keeps labels in the config, and Podman gets them as --label, a last step of their own."""
     dockerfile = ROOT / "dockerfiles" / f"{variant}.Dockerfile"
     files = {
         "rootfs": {rel: d for rel, d in digests.items() if rel == "prune_rootfs.py"},
@@ -92,9 +90,7 @@ def step_inputs(label_steps: bool, app: str, spec: dict, variant: str, digests: 
             f"{shown(dockerfile)} (up to the {step} step)": dockerfile_upto(dockerfile, marker),
         }
         inputs |= {source_name(app, spec, rel): d for rel, d in files[step].items()}
-        if step == "app":  # after the dependency layer (and, with label_steps, the labels)
-            if label_steps:
-                inputs |= {f"build arg {k}": f"{args[k]}" for k in APP_ARGS}
+        if step == "app":  # after the dependency layer
             inputs["the dependency layer"] = hashlib.sha256(
                 json.dumps(steps["deps"], sort_keys=True).encode()).hexdigest()  # fmt: skip
         steps[step] = inputs

@@ -32,6 +32,8 @@ from .engines import Engine, engine_for
 from .lockfile import read_lock
 from .wheelhouse import ensure_wheelhouse, wheel_hashes
 
+OCI = "org.opencontainers.image"  # the labels every image carries
+
 SHIPPED = ROOT / "dockerfiles" / "runtime"  # copied into every image's /app
 BUILD_HELPERS = ROOT / "dockerfiles" / "buildtime"  # run by the build, mounted, never shipped
 CONTEXT_HASHES = "sha256.json"  # digest cache for every context, beside them
@@ -181,6 +183,8 @@ def build_image(engine: Engine, app: str, variant: str, ctx: Path, base_image: s
     build_args = {"APP": app, "VCS_URL": cfg.vcs_url, "VCS_REF": cfg.revision, "CREATED": created}
     build_args |= {"BASE_IMAGE": base_image, "SOURCE_DATE_EPOCH": str(epoch)}
     build_args |= step_inputs(digests)
+    labels = {f"{OCI}.source": cfg.vcs_url, f"{OCI}.revision": cfg.revision,
+              f"{OCI}.created": created}  # fmt: skip
     # A service's image declares its port (EXPOSE); a job's declares none.
     target = ["--target", "job"]
     if "port" in spec:
@@ -188,7 +192,8 @@ def build_image(engine: Engine, app: str, variant: str, ctx: Path, base_image: s
     args = [
         "build", "--network=none", "-f", str(ROOT / "dockerfiles" / f"{variant}.Dockerfile"),
         *(f"--build-arg={key}={value}" for key, value in build_args.items()),
-        "--iidfile", str(iidfile), *target, *engine.build_flags(), *flags, str(ctx),
+        "--iidfile", str(iidfile), *target, *engine.build_flags(), *engine.label_flags(labels),
+        *flags, str(ctx),
     ]  # fmt: skip
     start = time.monotonic()
     with log.open("w") as handle:
@@ -201,6 +206,13 @@ def build_image(engine: Engine, app: str, variant: str, ctx: Path, base_image: s
         )
         raise ScriptError(f"building {tag} failed: {reason.strip()[:300]} (full log: {log})")
     image = iidfile.read_text().strip()
+    found = json.loads(engine.inspect(image, "{{json .Config.Labels}}") or "{}") or {}
+    stale = {key: found.get(key) for key, value in labels.items() if found.get(key) != value}
+    if stale:
+        remove_untagged(engine, image)
+        wanted = {key: labels[key] for key in stale}
+        raise ScriptError(f"building {tag} gave labels {stale}, not {wanted}: the engine "
+                          "reused a step keyed on other build args")  # fmt: skip
     record = explain_build(engine, app, variant, image, base_image, ctx, log, digests, flags)
     check_image(engine, image, tag, ctx, digests)
     engine.output(["tag", image, tag])
@@ -221,13 +233,11 @@ def explain_build(engine: Engine, app: str, variant: str, image: str, base_image
     except ValueError:
         previous = None
     found = explain.decisions(log.read_text())
-    created = datetime.fromtimestamp(cfg.source_date_epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    build_args = {"APP": app, "VCS_URL": cfg.vcs_url, "VCS_REF": cfg.revision, "CREATED": created}
     record = {
         "image": f"{app}:{variant}", "engine": cfg.engine, "image_id": image,
         "decisions": found, "extra_args": flags,
-        "steps": explain.step_inputs(engine.label_steps, app, app_spec(app), variant, digests,
-                                     engine.image_id(base_image), build_args),
+        "steps": explain.step_inputs(app, app_spec(app), variant, digests,
+                                     engine.image_id(base_image)),
         "pins": explain.lock_pins(ctx, app),
     }  # fmt: skip
     recorded = None

@@ -19,12 +19,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 from .apps import parse_selection
 from .common import ROOT, ScriptError, note, shown, step
 from .config import Config
 from .engines import engine_for
+from .images import OCI
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
@@ -123,14 +125,17 @@ def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[d
             image = engine.image_id(tag)
             if not image:
                 raise ScriptError(f"{tag} does not exist: run `make images` first")
-            # The revision the image says it was built from (a layer cache may have handed
-            # back an image built at an earlier revision with the same inputs).
-            label = '{{index .Config.Labels "org.opencontainers.image.revision"}}'
-            revision = engine.inspect(tag, label).replace("<no value>", "") or cfg.revision
+            # The revision and time the image says it was built at: Make keeps an image whose
+            # inputs did not change since an earlier commit, and it is published as that.
+            labels = json.loads(engine.inspect(tag, "{{json .Config.Labels}}") or "{}") or {}
+            revision = labels.get(f"{OCI}.revision") or cfg.revision
+            created = labels.get(f"{OCI}.created")
+            epoch = (int(datetime.strptime(created, "%Y-%m-%dT%H:%M:%S%z").timestamp())
+                     if created else cfg.source_date_epoch)  # fmt: skip
             if revision != cfg.revision:
-                note(f"{tag} was built at {revision[:12]}, not at {short}: recorded as such")
+                note(f"{tag} was built at {revision[:12]}, not at {short}: published as such")
             repository = f"{cfg.registry}/{cfg.image_prefix}{app}"
-            refs = [f"{repository}:{variant}", f"{repository}:{variant}-{short}"]
+            refs = [f"{repository}:{variant}", f"{repository}:{variant}-{revision[:12]}"]
             before, started = blobs(local), time.monotonic()
             step(f"pushing {tag} to {refs[0]} and {refs[1]}")
             digest = ""
@@ -151,7 +156,7 @@ def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[d
             record = {"repository": repository, "tags": [r.split(":")[-1] for r in refs],
                       "digest": digest, "config_digest": manifest["config"]["digest"],
                       "image_id": image, "platform": cfg.platform, "revision": revision,
-                      "source_date_epoch": cfg.source_date_epoch, "lock_sha256": lock,
+                      "source_date_epoch": epoch, "lock_sha256": lock,
                       "engine": cfg.engine, "compressed_bytes": size}  # fmt: skip
             published[f"{repository}:{variant}"] = record
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -70,13 +70,16 @@ def test_push_records_what_the_registry_serves(published: dict, local_registry: 
     for tag in published["tags"]:
         headers, _ = registry.api(local_registry, f"{name}/manifests/{tag}")
         assert headers["Docker-Content-Digest"] == published["digest"], tag
-    assert published["tags"] == [VARIANT, f"{VARIANT}-{CFG.revision[:12]}"]
     image_id = engine(["image", "inspect", "--format", "{{.Id}}", image_ref(APP, VARIANT)])
     assert published["config_digest"].removeprefix("sha256:") in image_id
     lock = registry.sha256(ROOT / "requirements" / f"{APP}.txt")
-    label = '{{index .Config.Labels "org.opencontainers.image.revision"}}'
-    built_at = engine(["image", "inspect", "--format", label, image_ref(APP, VARIANT)]).strip()
+    labels = json.loads(engine(["image", "inspect", "--format", "{{json .Config.Labels}}",
+                                image_ref(APP, VARIANT)]))  # fmt: skip
+    built_at = labels["org.opencontainers.image.revision"]
     assert (published["lock_sha256"], published["revision"]) == (lock, built_at)
+    assert published["tags"] == [VARIANT, f"{VARIANT}-{built_at[:12]}"]
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(published["source_date_epoch"]))
+    assert created == labels["org.opencontainers.image.created"]
 
 
 def test_the_other_engine_pulls_by_digest_and_runs_it(published: dict) -> None:
