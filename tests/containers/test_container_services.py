@@ -11,7 +11,7 @@ import json
 import time
 
 import pytest
-from containers_support import SERVICES, VARIANTS, Service, engine, http, multipart
+from containers_support import APPS, SERVICES, VARIANTS, Service, engine, http, multipart
 from PIL import Image
 
 pytestmark = pytest.mark.container
@@ -22,6 +22,8 @@ EACH_SERVICE = pytest.mark.parametrize(
 )
 IRIS_SETOSA = [5.1, 3.5, 1.4, 0.2]
 PID1_COMMAND = "print(*open('/proc/1/cmdline').read().split(chr(0))[:-1], sep=chr(10))"
+# The page Dash serves: its config script, which the browser's renderer starts from.
+DASH_CONFIG = b'<script id="_dash-config" type="application/json">'
 
 
 def png_bytes() -> bytes:
@@ -30,6 +32,24 @@ def png_bytes() -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@EACH_SERVICE
+def test_health_answers_on_the_published_port(app: str, variant: str, service: Service) -> None:
+    """The fixture waits for the in-container probe; this is the answer a client outside gets."""
+    status, body = http(f"{service.url}{APPS[app]['health']}")
+    assert status == 200, body[:500]
+    if app == "backend":
+        health = json.loads(body)
+        assert (health["status"], health["model_loaded"]) == ("ok", True), health
+        assert health["model_version"], health
+    elif app == "flask":
+        health = json.loads(body)
+        assert (health["status"], health["model_loaded"]) == ("healthy", True), health
+    elif app == "frontend":
+        assert body.count(DASH_CONFIG) == 1, body[:500]
+        config = json.loads(body.split(DASH_CONFIG, 1)[1].split(b"</script>", 1)[0])
+        assert config["requests_pathname_prefix"] == "/", config
 
 
 @pytest.mark.parametrize(("app", "variant"), [("backend", v) for v in VARIANTS], ids=VARIANTS)
