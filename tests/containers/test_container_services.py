@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 
 import pytest
 from containers_support import APPS, SERVICES, VARIANTS, Service, engine, http, multipart
@@ -84,11 +83,8 @@ def test_flask_predicts_an_iris_vector(app: str, variant: str, service: Service)
 
 
 @EACH_SERVICE
-def test_stops_quickly_on_sigterm(app: str, variant: str, service: Service) -> None:
-    """PID 1 handles SIGTERM: `stop -t 10` returns well before the 10 s SIGKILL."""
-    start = time.monotonic()
+def test_stops_on_sigterm(app: str, variant: str, service: Service) -> None:
+    """PID 1 handles SIGTERM: `stop -t 10` ends it before the SIGKILL (exit code 137)."""
     engine(["stop", "-t", "10", service.name])
-    elapsed = time.monotonic() - start
-    assert elapsed < 5, f"{service.name} took {elapsed:.1f} s to stop"
     exit_code = int(engine(["inspect", "--format", "{{.State.ExitCode}}", service.name]))
     assert exit_code != 137, "killed, not stopped"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from email.parser import BytesParser
 from email.policy import HTTP
 
@@ -79,10 +78,8 @@ def test_predict_sends_multipart_file(stub_backend: StubBackend) -> None:
 def test_connection_refused_is_a_plain_sentence() -> None:
     port = free_port()  # nothing listens there
     client = BackendClient(f"http://127.0.0.1:{port}", timeout=2)
-    started = time.monotonic()
     with pytest.raises(BackendError) as info:
         client.random_sample()
-    assert time.monotonic() - started < 2
     assert info.value.message == (
         f"The backend at http://127.0.0.1:{port} is not reachable (connection refused)."
     )
@@ -104,10 +101,8 @@ def test_unknown_host_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_timeout_is_reported(stub_backend: StubBackend) -> None:
     stub_backend.routes[("GET", "/samples/random")] = Reply(body=sample(), delay=1.5)
     client = BackendClient(stub_backend.url, timeout=0.3)
-    started = time.monotonic()
-    with pytest.raises(BackendError) as info:
+    with pytest.raises(BackendError) as info:  # the answer would come at 1.5 s
         client.random_sample()
-    assert time.monotonic() - started < 1.2
     assert info.value.message == (
         f"The backend at {stub_backend.url} did not answer within 0.3 seconds."
     )

@@ -297,10 +297,8 @@ def test_backend_down_shows_plain_error(
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     frontend_url = start_frontend(closed)
     _open(driver, frontend_url)
-    started = time.monotonic()
     driver.find_element(By.ID, "predict-random").click()  # type: ignore[attr-defined]
     _wait_for(driver, lambda d: _text(d, "error-message") != "", "an error message")
-    assert time.monotonic() - started < 5
     driver.save_screenshot(str(tmp_path / "backend-down.png"))  # type: ignore[attr-defined]
 
     expected = f"The backend at {closed} is not reachable (connection refused)."

@@ -25,7 +25,7 @@ def nix() -> str:
 def flake(nix: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """devShells, formatter and checks of flake.nix, summarised per system as JSON."""
     evaluate = FlakeEval(nix, tmp_path_factory.mktemp("nix"))
-    outputs = {
+    return {
         "devShells": evaluate(
             "devShells",
             "ds: builtins.mapAttrs (system: s: builtins.mapAttrs (name: shell: "
@@ -37,5 +37,3 @@ def flake(nix: str, tmp_path_factory: pytest.TempPathFactory) -> dict:
             "checks", "builtins.mapAttrs (system: c: builtins.mapAttrs (n: v: v.name) c)"
         ),
     }
-    outputs["seconds"] = evaluate.seconds
-    return outputs
