@@ -10,12 +10,12 @@ from backend_support import (
     TEST_MAX_IMAGE_PIXELS,
     TEST_MAX_UPLOAD_BYTES,
     image_bytes,
-    png_declaring,
 )
 from fastapi.testclient import TestClient
 
 from backend.main import create_app
 from grocery import CLASSES
+from shared_support import png_declaring
 
 
 def post_file(client: TestClient, data: bytes, name: str = "x.png", media: str = "image/png"):

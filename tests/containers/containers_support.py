@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import tomllib
@@ -24,6 +23,7 @@ from imagetools.common import ROOT
 from imagetools.config import VARIANTS, Config
 from imagetools.engines import engine_for
 from imagetools.lockfile import read_lock
+from shared_support import free_port as free_port  # the registry test imports it from here
 
 CFG = Config.from_env()
 ENGINE_OBJ = engine_for(CFG)
@@ -114,12 +114,6 @@ def multipart(field: str, filename: str, data: bytes, content_type: str) -> tupl
             f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n')  # fmt: skip
     return head.encode() + data + f"\r\n--{boundary}--\r\n".encode(), (
         f"multipart/form-data; boundary={boundary}")  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http(url: str, data: bytes | None = None, headers: dict | None = None,

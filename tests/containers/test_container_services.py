@@ -6,12 +6,12 @@ once); the stop test comes last in this module.
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
 from containers_support import APPS, SERVICES, VARIANTS, Service, engine, http, multipart
-from PIL import Image
+
+from shared_support import png_bytes
 
 pytestmark = pytest.mark.container
 
@@ -23,14 +23,6 @@ IRIS_SETOSA = [5.1, 3.5, 1.4, 0.2]
 PID1_COMMAND = "print(*open('/proc/1/cmdline').read().split(chr(0))[:-1], sep=chr(10))"
 # The page Dash serves: its config script, which the browser's renderer starts from.
 DASH_CONFIG = b'<script id="_dash-config" type="application/json">'
-
-
-def png_bytes() -> bytes:
-    image = Image.new("RGB", (64, 64))
-    image.putdata([(x * 4 % 256, y * 4 % 256, 128) for y in range(64) for x in range(64)])
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @EACH_SERVICE
@@ -53,7 +45,7 @@ def test_health_answers_on_the_published_port(app: str, variant: str, service: S
 
 @pytest.mark.parametrize(("app", "variant"), [("backend", v) for v in VARIANTS], ids=VARIANTS)
 def test_backend_predicts_a_png(app: str, variant: str, service: Service) -> None:
-    body, content_type = multipart("file", "test.png", png_bytes(), "image/png")
+    body, content_type = multipart("file", "test.png", png_bytes(64, 64), "image/png")
     status, answer = http(f"{service.url}/predict", body, {"Content-Type": content_type}, 30)
     assert status == 200, answer[:500]
     prediction = json.loads(answer)

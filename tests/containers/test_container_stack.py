@@ -16,12 +16,12 @@ from containers_support import (
     ROOT,
     VENV_PYTHON,
     engine,
-    free_port,
     http,
     require_image,
 )
 
 from imagetools import stack
+from shared_support import free_port
 
 pytestmark = pytest.mark.container
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -11,6 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from shared_support import free_port
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -54,12 +55,6 @@ def probe(runtime_module, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return run
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # nothing listens once it is closed
-
-
 def test_200_is_healthy(probe, server_port: int, capsys) -> None:
     assert probe({"port": server_port, "health": "/health"}) == 0
     assert "healthy" in capsys.readouterr().out
@@ -75,7 +70,7 @@ def test_404_is_unhealthy(probe, server_port: int) -> None:
 
 
 def test_closed_port_is_unhealthy(probe, capsys) -> None:
-    assert probe({"port": closed_port(), "health": "/health"}) == 1
+    assert probe({"port": free_port(), "health": "/health"}) == 1
     assert "unhealthy" in capsys.readouterr().out
 
 
@@ -85,7 +80,7 @@ def test_garbled_answer_is_unhealthy_not_a_traceback(probe, server_port: int) ->
 
 def test_port_environment_variable_wins(probe, server_port: int, monkeypatch) -> None:
     monkeypatch.setenv("PORT", str(server_port))
-    assert probe({"port": closed_port(), "health": "/"}) == 0
+    assert probe({"port": free_port(), "health": "/"}) == 0
 
 
 def test_no_health_key_means_nothing_to_probe(probe, capsys) -> None:
@@ -96,7 +91,7 @@ def test_no_health_key_means_nothing_to_probe(probe, capsys) -> None:
 def test_proxy_settings_are_ignored(probe, server_port: int, monkeypatch) -> None:
     """An HTTP_PROXY meant for the app's outbound calls must not swallow the probe."""
     for key in ("HTTP_PROXY", "http_proxy"):
-        monkeypatch.setenv(key, f"http://127.0.0.1:{closed_port()}")
+        monkeypatch.setenv(key, f"http://127.0.0.1:{free_port()}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     monkeypatch.setattr(urllib.request, "_opener", None)  # urlopen caches its proxy settings

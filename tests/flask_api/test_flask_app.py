@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from flask_api import config, create_app
+from shared_support import free_port
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -116,15 +116,9 @@ def test_wsgi_module_builds_the_app(model_dir, monkeypatch):
         sys.modules.pop("flask_api.wsgi", None)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_serving_serves_the_app(model_dir):
     """The image's entry point (`python -m serving ... --interface wsgi`), on loopback only."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MODEL_DIR": str(model_dir), "PYTHONPATH": str(SRC)}
     cmd = [sys.executable, "-m", "serving", "flask_api.wsgi:app", "--interface", "wsgi",
            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip

@@ -1,42 +1,17 @@
-"""Test helpers for the frontend: a stub backend on 127.0.0.1, PNG bytes, canned answers."""
+"""Test helpers for the frontend: a stub backend on 127.0.0.1, canned answers."""
 
 from __future__ import annotations
 
 import base64
 import json
-import socket
-import struct
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago (nothing listens on it now)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def png_bytes(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (200, 40, 40)) -> bytes:
-    """A valid solid-colour PNG, built without Pillow (the frontend does not depend on it)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    row = b"\x00" + bytes(rgb) * width
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(row * height))
-        + chunk(b"IEND", b"")
-    )
+from shared_support import png_bytes
 
 
 def data_url(data: bytes, media_type: str = "image/png") -> str:

@@ -8,10 +8,11 @@ from email.policy import HTTP
 
 import pytest
 import requests
-from frontend_support import Reply, StubBackend, free_port, png_bytes, prediction, sample
+from frontend_support import Reply, StubBackend, prediction, sample
 
 from frontend.api import BackendClient, BackendError
 from frontend.settings import Settings
+from shared_support import free_port, png_bytes
 
 
 def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:

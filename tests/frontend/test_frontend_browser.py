@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from frontend_support import free_port
+
+from shared_support import free_port
 
 pytestmark = pytest.mark.browser
 

@@ -14,8 +14,6 @@ from frontend_support import (
     Reply,
     StubBackend,
     data_url,
-    free_port,
-    png_bytes,
     prediction,
     sample,
 )
@@ -34,6 +32,7 @@ from frontend.app import (
     update_result,
 )
 from frontend.settings import Settings
+from shared_support import free_port, png_bytes
 
 MAX = 1024 * 1024
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from frontend_support import data_url, png_bytes
+from frontend_support import data_url
 
 from frontend.uploads import UploadError, decode_upload, image_media_type
+from shared_support import png_bytes
 
 
 def test_decoding_keeps_bytes_exact() -> None:

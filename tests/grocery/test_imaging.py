@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import io
-import struct
 import warnings
-import zlib
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ from grocery.imaging import (
     decode_image,
     sniff_format,
 )
+from shared_support import png_declaring
 
 
 def encode(size: tuple[int, int] = (32, 24), fmt: str = "PNG", mode: str = "RGB") -> bytes:
@@ -28,20 +27,6 @@ def encode(size: tuple[int, int] = (32, 24), fmt: str = "PNG", mode: str = "RGB"
     buffer = io.BytesIO()
     Image.fromarray(pixels, "RGB").convert(mode).save(buffer, format=fmt)
     return buffer.getvalue()
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims width x height pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 1024, 9)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-    )
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])

@@ -15,6 +15,7 @@ import pytest
 
 from serving import server as server_module
 from serving.server import ServingConfig, make_config, parse_args
+from shared_support import free_port
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -49,12 +50,6 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         "serving.app:create", 3, 40)  # fmt: skip
     assert os.environ["SERVING_INTERFACE"] == "wsgi"
     assert config.read_timeout == 2.5
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 WSGI_APP = """

@@ -1,0 +1,45 @@
+"""Helpers every test package shares: a free loopback port, PNG bytes.
+
+tests/ is on pytest's `pythonpath` (pyproject.toml), so any test file or *_support module
+imports this one by name: `from shared_support import free_port`.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+import zlib
+
+from PIL import Image
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (nothing listens on it now)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def png_bytes(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+    """A valid solid-colour RGB PNG, written by Pillow (the same bytes on every call)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height pixels (a decompression bomb's shape).
+
+    Written chunk by chunk because its header lies: Pillow would have to hold the pixels it
+    declares to write it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1024, 9)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
