@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 from imagetools.common import ROOT
 from imagetools.lockfile import Pin, normalize, read_lock
 
@@ -64,9 +67,28 @@ def test_normalize_follows_pep_503() -> None:
     assert normalize("zope.interface") == normalize("Zope-Interface") == "zope-interface"
 
 
-def test_every_committed_lock_reads_with_hashes() -> None:
+def read_with_packaging(path: Path) -> list[Pin]:
+    """The lock's pins as `packaging` reads each requirement (pip's own parser): the reference
+    read_lock is held to."""
+    pins = []
+    for line in path.read_text().replace("\\\n", " ").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):  # a comment or an option line
+            continue
+        text, *hashes = (part.strip() for part in line.split("--hash=sha256:"))
+        requirement = Requirement(text)
+        (pinned,) = requirement.specifier
+        assert pinned.operator == "==", f"{path.name}: {line}"
+        pins.append(Pin(canonicalize_name(requirement.name), pinned.version, frozenset(hashes)))
+    return pins
+
+
+def test_the_sample_reads_as_packaging_reads_it(tmp_path: Path) -> None:
+    assert read_lock(write(tmp_path, SAMPLE)) == read_with_packaging(write(tmp_path, SAMPLE))
+
+
+def test_every_committed_lock_reads_as_packaging_reads_it() -> None:
     for lock in sorted((ROOT / "requirements").glob("*.txt")):
         pins = read_lock(lock)
-        pinned_lines = [ln for ln in lock.read_text().splitlines() if "==" in ln.split("#")[0]]
-        assert len(pins) == len(pinned_lines), f"{lock.name}: a pin was not read"
+        assert pins == read_with_packaging(lock), lock.name
         assert all(pin.hashes for pin in pins), f"{lock.name}: a pin without hashes"
