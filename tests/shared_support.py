@@ -1,4 +1,4 @@
-"""Helpers every test package shares: a free loopback port, PNG bytes.
+"""Helpers every test package shares: a free loopback port, PNG bytes, the environment's tools.
 
 tests/ is on pytest's `pythonpath` (pyproject.toml), so any test file or *_support module
 imports this one by name: `from shared_support import free_port`.
@@ -7,9 +7,12 @@ imports this one by name: `from shared_support import free_port`.
 from __future__ import annotations
 
 import io
+import shutil
 import socket
 import struct
+import sys
 import zlib
+from pathlib import Path
 
 from PIL import Image
 
@@ -43,3 +46,12 @@ def png_declaring(width: int, height: int) -> bytes:
     return (
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
     )
+
+
+def tool(name: str) -> Path:
+    """An executable of the environment running the tests: beside sys.executable as it is (a
+    venv's bin/, not the resolved interpreter's), else on PATH. When neither has it, a path
+    that does not exist, for the test to name in its failure."""
+    beside = Path(sys.executable).parent / name
+    found = shutil.which(name)
+    return beside if beside.is_file() or found is None else Path(found)

