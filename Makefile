@@ -291,8 +291,8 @@ test-containers: $(VENV)/.installed images ## Run the container tests only
 	@$(VPY) -m pytest -m container $(PYTEST_ARGS)
 
 .PHONY: test-unit
-test-unit: $(VENV)/.installed nix-deps ## Run the unit tests only (no browser, no engine)
-	@$(VPY) -m pytest -m "not browser and not container" $(PYTEST_ARGS)
+test-unit: $(VENV)/.installed nix-deps ## Run the unit tests only: not the browser, container (engine) or slow tests
+	@$(VPY) -m pytest -m "not browser and not container and not slow" $(PYTEST_ARGS)
 
 # ---- models and benchmarks ----------------------------------------------------------------
 .PHONY: train-local

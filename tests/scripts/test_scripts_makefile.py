@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -51,3 +53,30 @@ def test_build_flags_reach_the_image_command(tmp_path: Path) -> None:
     steps = plan(tmp_path, "image", "APP=frontend", "VARIANT=uv",
                  "BUILD_FLAGS=--no-cache --pull=false")  # fmt: skip
     assert steps[-1] == 'image frontend uv --flags="--no-cache --pull=false"'
+
+
+def make(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """`make -C ROOT ARGS` as a user runs it (no MAKEFLAGS of a make running these tests)."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    return subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), *args],
+                          env=clean | env, capture_output=True, text=True, timeout=120,
+                          check=False)  # fmt: skip
+
+
+def test_unit_target_leaves_out_slow_browser_and_container_tests() -> None:
+    """`make test-unit`'s own pytest arguments, collecting only: the slow training test and the
+    container tests are left out, an engine-free test of the build tooling is in."""
+    made = make("-n", "test-unit", "PYTEST_ARGS=--collect-only -q")
+    assert made.returncode == 0, made.stderr
+    (line,) = [ln for ln in made.stdout.splitlines() if " -m pytest " in ln]
+    argv = shlex.split(line)
+    files = ["tests/grocery/test_train.py", "tests/scripts/test_scripts_repro.py",
+             "tests/containers/test_container_repro.py"]  # fmt: skip
+    collected = subprocess.run([sys.executable, "-m", "pytest", *argv[argv.index("pytest") + 1 :],
+                                *files], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                               check=False)  # fmt: skip
+    assert collected.returncode == 0, collected.stdout[-2000:] + collected.stderr[-2000:]
+    ids = {ln.partition("::")[2] for ln in collected.stdout.splitlines() if "::" in ln}
+    assert {"test_content_comparison_reports_what_differs", "test_metrics_and_progress"} <= ids
+    assert "test_default_configuration_is_accurate_and_deterministic" not in ids
+    assert not {i for i in ids if "builds_are" in i}, "a container test was collected"
