@@ -96,12 +96,10 @@ help: ## Show this help (the default goal)
 	  | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-20s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables (current value):"
-	@$(foreach v,$(HELP_VARIABLES),printf '  %-18s %s\n' '$(v)' '$($(v))';)
-HELP_VARIABLES = ENGINE APPS VARIANTS APP VARIANT TRAINER_VARIANT PLATFORM IMAGE_PREFIX \
-  BASE_IMAGE LOCAL_BASE BUILD_FLAGS REGISTRY REGISTRY_ADDR SIGN_KEY SIGNATURES ARTIFACTS BUILD_DIR COMPOSE_PROJECT PYTHON \
-  VENV_PYTHON VENV TORCH_FIND_LINKS PIP_INSTALL_ARGS LOCKS EXPLAIN_ARGS PYTEST_ARGS \
-  BENCH_APPS BENCH_VARIANTS BENCH_SCENARIOS BENCH_REPEAT BENCH_ARGS BENCH_SERVE_ARGS \
-  BROWSER_PACKAGES NIX_PACKAGES
+	@$(foreach v,$(HELP_VARIABLES),printf '  %-18s %s\n' '$(v)' '$(subst ','\'',$($(v)))';)
+# Every `NAME ?= default` of the makefiles read (this one, then $(BUILD_DIR)/apps.mk), in order.
+HELP_VARIABLES = $(shell sed -nE 's/^([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*[?]=.*/\1/p' \
+  $(MAKEFILE_LIST) | awk '!seen[$$0]++')
 
 # ---- Python environment and locks ---------------------------------------------------------
 $(VENV)/.installed: requirements/dev.txt

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -80,3 +81,47 @@ def test_unit_target_leaves_out_slow_browser_and_container_tests() -> None:
     assert {"test_content_comparison_reports_what_differs", "test_metrics_and_progress"} <= ids
     assert "test_default_configuration_is_accurate_and_deterministic" not in ids
     assert not {i for i in ids if "builds_are" in i}, "a container test was collected"
+
+
+ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)[ \t]*\?=[ \t]*(.*)$", re.MULTILINE)
+
+
+def help_variables(output: str) -> dict[str, str]:
+    """`make help`'s variable table: name -> the value shown."""
+    rows = output.split("Variables (current value):\n", 1)[1].splitlines()
+    return {name: value.strip() for name, _, value in (row.strip().partition(" ") for row in rows)}
+
+
+def test_help_lists_every_variable_with_its_current_value(tmp_path: Path) -> None:
+    """Each `NAME ?= default` of the Makefile and of build/apps.mk, with the value Make has:
+    the default, the environment's, the command line's; on a PATH with no engine client."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("make", "bash", "sed", "awk", "grep", "find", "mkdir", "mv"):
+        (tools / name).symlink_to(shutil.which(name))
+    build = tmp_path / "build"
+    result = make("help", f"BUILD_DIR={build}", "BENCH_REPEAT=7", "ENGINE=podman",
+                  f"PYTHON={sys.executable}", PATH=str(tools))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    shown = help_variables(result.stdout)
+    defaults = dict(ASSIGNMENT.findall((ROOT / "Makefile").read_text()))
+    defaults.update(ASSIGNMENT.findall((build / "apps.mk").read_text()))
+    assert sorted(shown) == sorted(defaults)
+    assert (shown["BUILD_DIR"], shown["BENCH_REPEAT"], shown["ENGINE"]) == (
+        str(build),
+        "7",
+        "podman",
+    )
+    for name, default in defaults.items():
+        if name not in ("BUILD_DIR", "BENCH_REPEAT", "ENGINE", "PYTHON") and "$" not in default:
+            assert shown[name] == os.environ.get(name, default), name
+    assert shown["BENCH_APPS"] == shown["APPS"] == " ".join(APPS)  # defaults made of others
+
+
+def test_help_lists_a_variable_added_to_the_makefile(tmp_path: Path) -> None:
+    makefile = tmp_path / "Makefile"
+    text = (ROOT / "Makefile").read_text()
+    makefile.write_text(text.replace("\nARTIFACTS ?=", "\nNEW_KNOB ?= 42\nARTIFACTS ?=", 1))
+    result = make("-f", str(makefile), "help", f"BUILD_DIR={tmp_path / 'build'}")
+    assert result.returncode == 0, result.stderr
+    assert help_variables(result.stdout)["NEW_KNOB"] == "42"
