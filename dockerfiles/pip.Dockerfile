@@ -2,6 +2,8 @@
 # assembles the build context (lock.txt, wheels/, app/) from dockerfiles/apps.toml.
 # Hermetic: every RUN works with --network=none; packages come only from the context's
 # hash-checked wheels.
+# KIND: which stage is the image, `service` or `job` (the last stage says why).
+ARG KIND=service
 ARG BASE_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 FROM ${BASE_IMAGE} AS job
 
@@ -64,8 +66,15 @@ HEALTHCHECK --interval=5s --timeout=4s --start-period=30s --retries=3 \
   CMD ["/opt/venv/bin/python", "/app/healthcheck.py"]
 ENTRYPOINT ["/opt/venv/bin/python", "/app/launch.py"]
 
-# A service declares its port (apps.toml `port`, passed as PORT by imagetools/images.py, which
-# builds this target for services and the `job` target above for jobs, which declare none).
+# A service declares its port (apps.toml `port`, passed as PORT by imagetools/images.py);
+# a job declares none.
 FROM job AS service
 ARG PORT=8000
 EXPOSE ${PORT}
+
+# The image: the `service` or the `job` stage, as KIND says (imagetools/images.py passes it
+# from apps.toml). A last stage rather than --target: Podman 4.3 ignores --label, which sets
+# the labels that follow the revision, when the target is not the last stage. hadolint
+# cannot see through ${KIND} that the image inherits the job stage's HEALTHCHECK.
+# hadolint ignore=DL3057
+FROM ${KIND} AS image

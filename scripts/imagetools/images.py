@@ -186,13 +186,13 @@ def build_image(engine: Engine, app: str, variant: str, ctx: Path, base_image: s
     labels = {f"{OCI}.source": cfg.vcs_url, f"{OCI}.revision": cfg.revision,
               f"{OCI}.created": created}  # fmt: skip
     # A service's image declares its port (EXPOSE); a job's declares none.
-    target = ["--target", "job"]
+    build_args["KIND"] = "job"
     if "port" in spec:
-        target, build_args["PORT"] = ["--target", "service"], str(spec["port"])
+        build_args |= {"KIND": "service", "PORT": str(spec["port"])}
     args = [
         "build", "--network=none", "-f", str(ROOT / "dockerfiles" / f"{variant}.Dockerfile"),
         *(f"--build-arg={key}={value}" for key, value in build_args.items()),
-        "--iidfile", str(iidfile), *target, *engine.build_flags(), *engine.label_flags(labels),
+        "--iidfile", str(iidfile), *engine.build_flags(), *engine.label_flags(labels),
         *flags, str(ctx),
     ]  # fmt: skip
     start = time.monotonic()

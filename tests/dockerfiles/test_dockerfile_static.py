@@ -464,7 +464,8 @@ def test_base_image_is_pinned_by_digest_everywhere_alike(
 def test_every_from_is_the_pinned_base_a_stage_or_scratch(dockerfile: Dockerfile) -> None:
     names: set[str] = set()
     for stage in dockerfile.stages:
-        assert stage.base in {"${BASE_IMAGE}", "scratch"} | names, stage.base
+        kind = {"${KIND}"} if {"job", "service"} <= names else set()  # a stage, by KIND
+        assert stage.base in {"${BASE_IMAGE}", "scratch"} | names | kind, stage.base
         if stage.name:
             names.add(stage.name)
 
@@ -518,14 +519,19 @@ def test_multistage_final_stage_is_scratch_with_only_runtime_venv_and_app() -> N
             assert [h.body for h in stage.of("HEALTHCHECK")] == ["NONE"], stage.name
 
 
-def test_service_target_only_declares_the_port(dockerfile: Dockerfile) -> None:
-    """Services build `--target service` (EXPOSE from apps.toml's port), jobs `--target job`."""
-    service = dockerfile.stages[-1]
+def test_the_last_stage_is_service_or_job_as_kind_says(dockerfile: Dockerfile) -> None:
+    """Services build with KIND=service (EXPOSE from apps.toml's port), jobs with KIND=job; the
+    image is the last stage, with nothing of its own (Podman drops --label unless the target
+    is the last stage)."""
+    *_, service, image = dockerfile.stages
     assert (service.base, service.name) == ("job", "service")
     assert [(i.keyword, i.body) for i in service.instructions] == [
         ("ARG", "PORT=8000"),
         ("EXPOSE", "${PORT}"),
     ]
+    assert (image.base, image.name, image.instructions) == ("${KIND}", "image", [])
+    first = next(n for n, i in enumerate(dockerfile.instructions) if i.keyword == "FROM")
+    assert ("ARG", "KIND=service") in [(i.keyword, i.body) for i in dockerfile.instructions[:first]]
 
 
 # ---- the checks fail on a broken Dockerfile -----------------------------------------------

@@ -379,7 +379,7 @@ def test_a_build_is_checked_tagged_and_explained(fake_repo: Path, artifacts: Pat
     assert command[:3] == ["build", "--platform=linux/amd64", "--network=none"]
     assert "--build-arg=BASE_IMAGE=base:1" in command and "--progress=plain" in command
     assert "--build-arg=VCS_REF=0123abc" in command and "--build-arg=PORT=8000" in command
-    assert command[command.index("--target") + 1] == "service"
+    assert "--build-arg=KIND=service" in command and "--target" not in command
     assert command[-2:] == ["--no-cache", str(ctx)]
     assert any(c[:2] == ["run", "--platform=linux/amd64"] for c in engine.calls), "not checked"
     assert engine.calls[-1] == ["tag", IMAGE, "grocery-backend:uv"]
