@@ -27,6 +27,7 @@ from .common import ROOT, ScriptError, note, shown, step
 from .config import Config
 from .engines import engine_for
 from .images import OCI
+from .signing import reason, skopeo
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
@@ -39,6 +40,31 @@ storage:
   delete: {{enabled: true}}
 http: {{addr: "{addr}"}}
 """
+
+
+# What an engine's failed push says, and what it means (Docker 20.10 and Podman 4.3 wording).
+PUSH_FAILURES = (
+    (("connection refused", "no such host", "i/o timeout", "network is unreachable",
+      "server misbehaving", "no route to host"), "cannot reach the registry {host}"),
+    (("unauthorized", "authentication required", "no basic auth credentials", "denied"),
+     "the registry {host} refused the credentials: log in with `{engine} login {host}`, "
+     "with an account that may push to {repository}"),
+    (("500 internal server error", "502 bad gateway", "503 service unavailable",
+      "507 insufficient storage", "no space left"),
+     "the registry {host} failed to store it (a server error: a full disk or broken storage "
+     "on its side, which its log names)"),
+)  # fmt: skip
+
+
+def push_failure(error: str, engine: str, ref: str) -> str:
+    """One line for a failed push of ref: what it means, then what the engine said."""
+    repository = ref.rsplit(":", 1)[0]
+    host = repository.split("/")[0]
+    for needles, meaning in PUSH_FAILURES:
+        if any(needle in error.lower() for needle in needles):
+            what = meaning.format(host=host, engine=engine, repository=repository)
+            return f"pushing {ref}: {what}; nothing recorded for it ({error})"
+    return f"pushing {ref} failed; nothing recorded for it ({error})"
 
 
 def registry_dir(cfg: Config) -> Path:
@@ -57,19 +83,25 @@ def api(registry: str, path: str, method: str = "GET") -> tuple[dict, bytes]:
 def answers(addr: str) -> bool:
     try:
         api(addr, "")
+    except urllib.error.HTTPError as exc:
+        return exc.code == 401  # a registry that wants credentials
     except (OSError, urllib.error.URLError):
         return False
     return True
 
 
-def start(cfg: Config, addr: str, root: Path) -> None:
-    """Start a registry on addr with its data in root, unless one answers there already."""
+def start(cfg: Config, addr: str, root: Path, htpasswd: Path | None = None) -> None:
+    """Start a registry on addr with its data in root, unless one answers there already;
+    with htpasswd (bcrypt entries), it answers only the accounts listed there."""
     if answers(addr):
         note(f"a registry answers at {addr}; using it as it is")
         return
     subprocess.run([str(ROOT / "scripts" / "ensure-apt.sh"), "docker-registry"], check=True)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "config.yml").write_text(CONFIG.format(root=root / "data", addr=addr))
+    config = CONFIG.format(root=root / "data", addr=addr)
+    if htpasswd:
+        config += f"auth: {{htpasswd: {{realm: grocery, path: {htpasswd}}}}}\n"
+    (root / "config.yml").write_text(config)
     with (root / "registry.log").open("ab") as log:
         server = subprocess.Popen(["docker-registry", "serve", str(root / "config.yml")],
                                   stdout=log, stderr=log, start_new_session=True)  # fmt: skip
@@ -141,14 +173,16 @@ def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[d
             digest = ""
             for ref in refs:
                 engine.output(["tag", tag, ref])
-                digest = engine.push(ref)
-            try:
-                _, body = api(cfg.registry, f"{repository.split('/', 1)[1]}/manifests/{digest}")
-            except (OSError, urllib.error.URLError) as exc:
-                raise ScriptError(
-                    f"{refs[0]}: the registry does not serve {digest}: {exc}"
-                ) from None
-            manifest = json.loads(body)
+                try:
+                    digest = engine.push(ref)
+                except ScriptError as exc:
+                    raise ScriptError(push_failure(str(exc), engine.name, ref)) from None
+            # skopeo reads the manifest as the engine would: its credentials, TLS, tokens.
+            served = skopeo(["inspect", "--raw", f"docker://{repository}@{digest}"])
+            if served.returncode != 0:
+                raise ScriptError(f"{refs[0]}: the registry does not serve {digest}: "
+                                  f"{reason(served)}; nothing recorded for it")  # fmt: skip
+            manifest = json.loads(served.stdout)
             size = sum(layer["size"] for layer in manifest["layers"]) + manifest["config"]["size"]
             uploaded = sum(s for d, s in blobs(local).items() if d not in before)
             note(f"{refs[0]}@{digest[:19]}: {time.monotonic() - started:.1f} s, "

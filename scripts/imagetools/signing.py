@@ -45,7 +45,8 @@ def store_urls(cfg: Config) -> tuple[str, str]:
 def skopeo(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     if not any(Path(d, "skopeo").exists() for d in os.environ["PATH"].split(os.pathsep)):
         subprocess.run([str(ROOT / "scripts" / "ensure-apt.sh"), "skopeo"], check=True)
-    plain = [f"--{side}-tls-verify=false" for side, ref in (("src", args[-2]), ("dest", args[-1]))
+    sides = (("src", args[-2]), ("dest", args[-1])) if args[0] == "copy" else (("", args[-1]),)
+    plain = [f"--{side}{'-' if side else ''}tls-verify=false" for side, ref in sides
              if ref.startswith("docker://") and LOOPBACK.search(ref[9:] + " ")]  # fmt: skip
     return subprocess.run(["skopeo", args[0], *plain, *args[1:]], env=env,
                           capture_output=True, text=True, check=False)  # fmt: skip

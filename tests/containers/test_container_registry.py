@@ -1,10 +1,12 @@
 """Publishing, against a real registry (Debian's docker-registry on a free loopback port):
 `make push` records what the registry serves, a second engine pulls the image by digest and
 runs it healthy, and a base pinned by digest in that registry is pulled and built on (a
-wrong digest is one clear line)."""
+wrong digest is one clear line). A push to a registry that cannot be reached, refuses the
+credentials or has no disk left is one line and records nothing."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -17,6 +19,7 @@ import pytest
 from containers_support import (
     CFG,
     ENGINE,
+    ENGINE_OBJ,
     ROOT,
     VENV_PYTHON,
     engine,
@@ -137,13 +140,18 @@ def test_a_push_without_registry_is_one_clear_line(tmp_path: Path) -> None:
     assert "imagetools: error: set REGISTRY=host[:port]/prefix" in result.stderr
 
 
+def scratch_image(ref: str, tmp_path: Path, size: int = 4096) -> None:
+    """A small image of its own: one layer of size random bytes."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "random").write_bytes(os.urandom(size))
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY random /random\n")
+    engine(["build", "--quiet", "--tag", ref, str(tmp_path)])
+
+
 def unsigned_image(addr: str, repository: str, tmp_path: Path) -> dict:
     """A record of a small image of its own (one random layer), pushed without a signature."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "random").write_bytes(os.urandom(4096))
-    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY random /random\n")
     ref = f"{repository}:unsigned"
-    engine(["build", "--quiet", "--tag", ref, str(tmp_path)])
+    scratch_image(ref, tmp_path)
     try:
         digest = engine_for(CFG).push(ref)
         image_id = engine_for(CFG).image_id(ref)
@@ -225,3 +233,77 @@ def test_a_rebuild_elsewhere_and_otherwise_matches_what_was_published(
     (result,) = report["results"]
     assert result["content_identical"] and (ENGINE != "podman" or result["bit_identical"])
     assert result["ids"][0].endswith(published["image_id"][-64:])
+
+
+# ---- pushes that fail: one line, nothing recorded -------------------------------------------
+def push_small(addr: str, tmp_path: Path) -> tuple[list[dict], str]:
+    """Push a 4 MiB image of its own, tagged as <prefix>flask:uv, with `push` into a
+    published.json that already holds one record; return (records, error line)."""
+    cfg = CFG.replace(registry=f"{addr}/small", image_prefix="grocery-pushtest-")
+    tag = cfg.tag(APP, VARIANT)
+    scratch_image(tag, tmp_path / "ctx", size=4 << 20)
+    image = ENGINE_OBJ.image_id(tag)
+    out = tmp_path / "published.json"
+    out.write_text('{"kept": {}}\n')
+    records, message = [], ""
+    try:
+        records = registry.push(cfg, [APP], [VARIANT], out)
+    except registry.ScriptError as exc:
+        message = str(exc)
+        assert json.loads(out.read_text()) == {"kept": {}}, "a failed push was recorded"
+        assert "\n" not in message and "nothing recorded" in message, message
+    finally:
+        engine(["rmi", "--force", image], check=False)  # with every tag push gave it
+    return records, message
+
+
+def test_an_unreachable_registry_is_one_line(tmp_path: Path) -> None:
+    addr = f"127.0.0.1:{free_port()}"
+    _, message = push_small(addr, tmp_path)
+    assert message.startswith(f"pushing {addr}/small/grocery-pushtest-{APP}:{VARIANT}: "
+                              f"cannot reach the registry {addr}; "), message  # fmt: skip
+
+
+def test_refused_credentials_are_one_line_and_accepted_ones_push(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registry that answers only an htpasswd account; the engine's own credentials (its
+    config.json, REGISTRY_AUTH_FILE for Podman) are what push uses."""
+    subprocess.run([str(ROOT / "scripts" / "ensure-apt.sh"), "apache2-utils"], check=True)
+    htpasswd = tmp_path / "htpasswd"
+    secret = uuid.uuid4().hex
+    htpasswd.write_text(subprocess.run(["htpasswd", "-Bbn", "grocery", secret], check=True,
+                                       capture_output=True, text=True).stdout)  # fmt: skip
+    addr = f"127.0.0.1:{free_port()}"
+    registry.start(CFG, addr, tmp_path / "registry", htpasswd)
+    try:
+        for name, password in (("wrong", secret[::-1]), ("right", secret)):
+            auth = base64.b64encode(f"grocery:{password}".encode()).decode()
+            config = tmp_path / name / "config.json"
+            config.parent.mkdir()
+            config.write_text(json.dumps({"auths": {addr: {"auth": auth}}}))
+            monkeypatch.setenv("DOCKER_CONFIG", str(config.parent))
+            monkeypatch.setenv("REGISTRY_AUTH_FILE", str(config))
+            records, message = push_small(addr, tmp_path / name)
+            if name == "wrong":
+                assert f"the registry {addr} refused the credentials: log in with " \
+                       f"`{ENGINE} login {addr}`" in message, message  # fmt: skip
+            else:
+                assert not message and records[0]["digest"].startswith("sha256:")
+    finally:
+        registry.stop(tmp_path / "registry")
+
+
+def test_a_registry_whose_disk_is_full_is_one_line(tmp_path: Path) -> None:
+    """The registry's storage is a 1 MiB tmpfs; the image's layer is 4 MiB of random bytes."""
+    data = tmp_path / "registry" / "data"
+    data.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(data)], check=True)
+    addr = f"127.0.0.1:{free_port()}"
+    try:
+        registry.start(CFG, addr, tmp_path / "registry")
+        _, message = push_small(addr, tmp_path)
+        assert f"the registry {addr} failed to store it (a server error: a full disk" in message
+    finally:
+        registry.stop(tmp_path / "registry")
+        subprocess.run(["umount", "--lazy", str(data)], check=True)

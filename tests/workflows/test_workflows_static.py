@@ -151,9 +151,30 @@ def test_permissions_are_read_only(path: Path) -> None:
     for name, job in workflow["jobs"].items():
         permissions = job.get("permissions", {})
         assert permissions not in ("write-all", "read-all"), f"{path.name}: job {name}"
+        if (path, name) == (CI, "publish"):  # writes packages, on pushes to main only
+            assert permissions == {"contents": "read", "packages": "write"}
+            assert job["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+            continue
         granted = permissions.values() if isinstance(permissions, dict) else [permissions]
         assert "write" not in granted, f"{path.name}: job {name} grants write"
     assert "pull_request_target" not in triggers(workflow)
+
+
+def test_publish_pushes_every_tested_image_and_keeps_its_record() -> None:
+    """The publish job runs after every image job, over the same matrix, and pushes with
+    `make push` (which records the digest in build/published.json, kept as an artifact)."""
+    jobs = load(CI)["jobs"]
+    publish = jobs["publish"]
+    assert publish["needs"] == ["models", "images"]
+    assert publish["strategy"]["matrix"] == jobs["images"]["strategy"]["matrix"]
+    runs = [step.get("run", "") for step in publish["steps"]]
+    assert any(r.startswith('make push REGISTRY="ghcr.io/') for r in runs), runs
+    assert any("docker login ghcr.io" in r and "--password-stdin" in r for r in runs), runs
+    kept = [step["with"] for step in publish["steps"]
+            if step.get("uses", "").startswith("actions/upload-artifact@")]  # fmt: skip
+    assert [k["path"] for k in kept] == ["build/published.json"]
+    flags = publish["env"]["BUILD_FLAGS"].split()
+    assert "--load" in flags and not [f for f in flags if f.startswith("--cache-to")]
 
 
 def test_ci_triggers_and_bench_is_manual() -> None:
