@@ -58,6 +58,9 @@ COMPOSE_PROJECT ?= grocery
 BUILD_FLAGS ?=
 REGISTRY ?=
 REGISTRY_ADDR ?= 127.0.0.1:5000
+# A registry repository the layer cache is shared through (e.g. 127.0.0.1:5000/grocery/cache):
+# Docker pushes each image there with its inline cache and builds --cache-from it.
+CACHE_REPO ?=
 # make sign: a GPG fingerprint in GNUPGHOME (none: a test key under build/signing), and where
 # signatures are kept (a folder, or the URL consumers read; none: build/registry/signatures).
 SIGN_KEY ?=
@@ -86,7 +89,7 @@ $(error unknown variant '$(firstword $(filter-out $(ALL_VARIANTS),$(VARIANTS) $(
 endif
 endif
 export ENGINE BASE_IMAGE LOCAL_BASE TRAINER_VARIANT TORCH_FIND_LINKS PLATFORM IMAGE_PREFIX \
-  BUILD_DIR ARTIFACTS REGISTRY REGISTRY_ADDR SIGN_KEY SIGNATURES
+  BUILD_DIR ARTIFACTS REGISTRY REGISTRY_ADDR SIGN_KEY SIGNATURES CACHE_REPO
 
 .PHONY: help
 help: ## Show this help (the default goal)

@@ -56,6 +56,7 @@ class Config:
     registry: str = ""
     sign_key: str = ""  # a GPG fingerprint (GNUPGHOME); none: a test key under build/signing
     signatures: str = ""  # where signatures are stored (a folder or a URL); none: build/
+    cache_repo: str = ""  # a registry repository a fleet shares its layer cache through
     torch_find_links: str = TORCH_FIND_LINKS
     podman_format: str = "oci"  # docker keeps HEALTHCHECK, with two per-build fields
     vcs_url: str = VCS_URL
@@ -64,7 +65,8 @@ class Config:
     def from_env(cls, env: Mapping[str, str] = os.environ, **overrides) -> Config:
         """Read ENGINE, PLATFORM, IMAGE_PREFIX, BUILD_DIR, ARTIFACTS, BASE_IMAGE, LOCAL_BASE,
         TRAINER_VARIANT, SOURCE_DATE_EPOCH (else the last commit's time), REVISION (else
-        HEAD), REGISTRY, SIGN_KEY, SIGNATURES, TORCH_FIND_LINKS, PODMAN_FORMAT and VCS_URL;
+        HEAD), REGISTRY, SIGN_KEY, SIGNATURES, CACHE_REPO, TORCH_FIND_LINKS, PODMAN_FORMAT and
+        VCS_URL;
         check them."""
         head = _git("log", "-1", "--format=%ct %H").split() or ["0", "unknown"]
         epoch = env.get("SOURCE_DATE_EPOCH") or head[0]
@@ -76,6 +78,7 @@ class Config:
             "local_base": env.get("LOCAL_BASE"), "trainer_variant": env.get("TRAINER_VARIANT"),
             "registry": env.get("REGISTRY"), "sign_key": env.get("SIGN_KEY"),
             "signatures": env.get("SIGNATURES"), "torch_find_links": env.get("TORCH_FIND_LINKS"),
+            "cache_repo": env.get("CACHE_REPO"),
             "podman_format": env.get("PODMAN_FORMAT"), "vcs_url": env.get("VCS_URL"),
             "revision": env.get("REVISION") or head[1],
             "build_dir": Path(env["BUILD_DIR"]).resolve() if env.get("BUILD_DIR") else None,

@@ -111,6 +111,14 @@ class Engine:
         """Flags that make labels whose values are build args reach a cached image."""
         return []
 
+    def cache_flags(self, ref: str) -> list[str]:
+        """Build flags that take the layer cache from CACHE_REPO (ref: the image's name
+        there) and, where the engine can, give it back."""
+        return []
+
+    def export_cache(self, image: str, ref: str) -> None:
+        """Hand a built image's cache to CACHE_REPO, where the build flags did not."""
+
     def save(self, ref: str, path: Path) -> None:
         result = self.run(["save", "--output", str(path), *self.save_flags(), ref],
                           capture_output=True, text=True)  # fmt: skip
@@ -209,6 +217,15 @@ class Docker(Engine):
             raise ScriptError(f"`docker push {ref}` named no digest")
         return found[-1]
 
+    def cache_flags(self, ref: str) -> list[str]:
+        # Engine 20.10's BuildKit has no registry cache exporter without buildx: the image
+        # itself carries its cache (inline, the final stage's steps only), pushed to ref.
+        return ["--build-arg=BUILDKIT_INLINE_CACHE=1", f"--cache-from={ref}"]
+
+    def export_cache(self, image: str, ref: str) -> None:
+        self.output(["tag", image, ref])
+        self.push(ref)
+
     def skopeo_destination(self, ref: str) -> list[str]:
         # The daemon keeps no signatures: the policy checks them on the way in.
         return [f"docker-daemon:{ref}", "--remove-signatures"]
@@ -294,6 +311,12 @@ class Podman(Engine):
         # price of those two per-build fields in the config.
         return ["--timestamp", str(self.cfg.source_date_epoch), "--layers",
                 "--format", self.cfg.podman_format]  # fmt: skip
+
+    def cache_flags(self, ref: str) -> list[str]:
+        # One repository for every step of every image (tags: buildah's cache keys). Podman
+        # 4.3 pushes there but never pulls from it (--cache-from is read by 4.4 and later).
+        repository = ref.rsplit("/", 1)[0]
+        return [f"--cache-from={repository}", f"--cache-to={repository}"]
 
     def label_flags(self, labels: dict[str, str]) -> list[str]:
         # buildah keys a LABEL step on its text as written ("${VCS_REF}"), not on the build

@@ -183,6 +183,7 @@ def build_image(engine: Engine, app: str, variant: str, ctx: Path, base_image: s
     build_args = {"APP": app, "VCS_URL": cfg.vcs_url, "VCS_REF": cfg.revision, "CREATED": created}
     build_args |= {"BASE_IMAGE": base_image, "SOURCE_DATE_EPOCH": str(epoch)}
     build_args |= step_inputs(digests)
+    cache_ref = f"{cfg.cache_repo}/{cfg.image_prefix}{app}:{variant}" if cfg.cache_repo else ""
     labels = {f"{OCI}.source": cfg.vcs_url, f"{OCI}.revision": cfg.revision,
               f"{OCI}.created": created}  # fmt: skip
     # A service's image declares its port (EXPOSE); a job's declares none.
@@ -193,7 +194,7 @@ def build_image(engine: Engine, app: str, variant: str, ctx: Path, base_image: s
         "build", "--network=none", "-f", str(ROOT / "dockerfiles" / f"{variant}.Dockerfile"),
         *(f"--build-arg={key}={value}" for key, value in build_args.items()),
         "--iidfile", str(iidfile), *engine.build_flags(), *engine.label_flags(labels),
-        *flags, str(ctx),
+        *(engine.cache_flags(cache_ref) if cache_ref else []), *flags, str(ctx),
     ]  # fmt: skip
     start = time.monotonic()
     with log.open("w") as handle:
@@ -216,6 +217,8 @@ def build_image(engine: Engine, app: str, variant: str, ctx: Path, base_image: s
     record = explain_build(engine, app, variant, image, base_image, ctx, log, digests, flags)
     check_image(engine, image, tag, ctx, digests)
     engine.output(["tag", image, tag])
+    if cache_ref:
+        engine.export_cache(image, cache_ref)
     path = explain.record_path(cfg, app, variant)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import tomllib
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,3 +207,53 @@ def copy_repository(name: str) -> Path:
         (root / "build" / "base").mkdir(parents=True)
         os.link(rootfs, root / "build" / "base" / "rootfs.tar")
     return root
+
+
+DOCKERD = "/usr/sbin/dockerd"
+
+
+def client(host: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DOCKER_HOST=host, DOCKER_BUILDKIT="1")
+    return subprocess.run(["/usr/bin/docker", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)  # fmt: skip
+
+
+@contextmanager
+def second_dockerd(data: Path) -> Iterator[str]:
+    """A second, empty Docker engine (its own socket, data root, exec root and bridge; never
+    `--bridge=none`: dockerd then deletes the first engine's docker0): yields its DOCKER_HOST."""
+    assert Path(DOCKERD).exists(), "dockerd is missing: `make images` installs docker.io"
+    name = f"grocery-test-{uuid.uuid4().hex[:8]}"
+    run = Path("/run") / name  # short: unix socket paths are limited to 108 bytes
+    run.mkdir(parents=True)
+    host = f"unix://{run}/docker.sock"
+    bridge = f"gt{uuid.uuid4().hex[:6]}"
+    for args in (["link", "add", "name", bridge, "type", "bridge"],
+                 ["addr", "add", "10.231.77.1/24", "dev", bridge],
+                 ["link", "set", bridge, "up"]):  # fmt: skip
+        subprocess.run(["ip", *args], check=True, capture_output=True)
+    log = (run / "dockerd.log").open("wb")
+    proc = subprocess.Popen(
+        [DOCKERD, f"--host={host}", f"--data-root={data}", f"--exec-root={run}/exec",
+         f"--pidfile={run}/dockerd.pid", f"--bridge={bridge}", "--iptables=false",
+         "--ip-masq=false", f"--containerd-namespace={name}",
+         f"--containerd-plugins-namespace={name}-plugins"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while client(host, "info").returncode != 0:
+            assert proc.poll() is None, (run / "dockerd.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the second dockerd did not answer in 60 s"
+            time.sleep(0.5)
+        yield host
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        subprocess.run(["umount", "-R", str(run / "exec")], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
+        shutil.rmtree(run, ignore_errors=True)

@@ -39,6 +39,7 @@ VALUES = {
     "registry": ("REGISTRY", "ghcr.io/someone", "ghcr.io/someone"),
     "sign_key": ("SIGN_KEY", "0123456789ABCDEF", "0123456789ABCDEF"),
     "signatures": ("SIGNATURES", "https://example.invalid/sigs", "https://example.invalid/sigs"),
+    "cache_repo": ("CACHE_REPO", "reg.example/team/cache", "reg.example/team/cache"),
     "torch_find_links": ("TORCH_FIND_LINKS", "/srv/wheels", "/srv/wheels"),
     "podman_format": ("PODMAN_FORMAT", "docker", "docker"),
     "vcs_url": ("VCS_URL", "https://example.invalid/repo", "https://example.invalid/repo"),

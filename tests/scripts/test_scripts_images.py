@@ -358,6 +358,8 @@ def fake(base: type):
                 out = self.contents if self.contents is not None else probe_answer(self.ctx)
             elif args[0] == "rmi":
                 self.removed += args[2:]
+            elif args[0] == "push":
+                out = f"uv: digest: sha256:{'c' * 64} size: 1234"
             return subprocess.CompletedProcess(args, 0, out, "")
 
     return Fake
@@ -587,3 +589,27 @@ def test_forget_missing_asks_nothing_without_stamps(tmp_path: Path) -> None:
             raise AssertionError("the engine was asked")
 
     assert images.forget_missing(NoEngine(Config(build_dir=tmp_path, engine="podman"))) == []
+
+
+@pytest.mark.parametrize("kind", [FakeDocker, FakePodman])
+def test_cache_repo_gives_each_engine_its_cache_flags(fake_repo: Path, artifacts: Path,
+                                                      kind: type) -> None:  # fmt: skip
+    """Docker: the image carries its inline cache, builds --cache-from its name in CACHE_REPO
+    and is pushed there; Podman: CACHE_REPO is the --cache-from/--cache-to repository."""
+    cfg = config(fake_repo, artifacts, engine=kind.name, cache_repo="127.0.0.1:5000/c")
+    ctx = images.assemble_context(cfg, "backend", "uv", wheels.file_hashes(cfg.wheelhouse))
+    engine = kind(cfg)
+    build(engine, ctx)
+    (command,) = [c for c in engine.calls if c[0] == "build"]
+    ref = "127.0.0.1:5000/c/grocery-backend:uv"
+    if kind is FakeDocker:
+        assert {"--build-arg=BUILDKIT_INLINE_CACHE=1", f"--cache-from={ref}"} <= set(command)
+        assert ["tag", IMAGE, ref] in engine.calls and ["push", ref] in engine.calls
+    else:
+        assert {"--cache-from=127.0.0.1:5000/c", "--cache-to=127.0.0.1:5000/c"} <= set(command)
+        assert not [c for c in engine.calls if c[0] == "push"]
+    without = kind(config(fake_repo, artifacts, engine=kind.name))
+    build(without, ctx)
+    assert not [
+        a for c in without.calls for a in c if a.startswith(("--cache", "--build-arg=BUILDKIT"))
+    ]
