@@ -72,6 +72,13 @@ def require_image(ref: str) -> None:
         )
 
 
+def remove_prefixed(prefix: str, engine_name: str = ENGINE) -> None:
+    """Remove every image tagged <prefix>...: a test's own images, the trainer its `make`
+    built for the models included."""
+    owner = engine_for(CFG.replace(engine=engine_name))
+    owner.remove(*[tag for tag in owner.tags() if tag.startswith(prefix)])
+
+
 def inspect(ref: str, fmt: str) -> str:
     return engine(["inspect", "--format", fmt, ref]).strip()
 

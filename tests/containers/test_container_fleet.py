@@ -77,8 +77,8 @@ def test_an_empty_engine_builds_from_the_fleet_cache(
         cfg = CFG.replace(build_dir=private, image_prefix=PREFIX, base_image=base,
                           cache_repo=f"{addr}/fleet/cache")  # fmt: skip
         first = {variant: build(cfg, variant) for variant in ("uv", "multistage")}
-        with second_dockerd(tmp_path / "dockerd") as host:
-            monkeypatch.setenv("DOCKER_HOST", host)
+        with second_dockerd(tmp_path / "dockerd") as host, monkeypatch.context() as env:
+            env.setenv("DOCKER_HOST", host)
             assert not engine_for(cfg).exists(base), "the second engine is not empty"
             second = {variant: build(cfg, variant) for variant in ("uv", "multistage")}
         report = {v: {"decisions": second[v]["decisions"],

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from containers_support import CFG, ROOT, VENV_PYTHON, copy_repository, read_lock
+from containers_support import CFG, ROOT, VENV_PYTHON, copy_repository, read_lock, remove_prefixed
 
 from imagetools.config import VARIANTS
 from imagetools.engines import engine_for
@@ -201,7 +201,7 @@ def copy(request: pytest.FixtureRequest) -> Iterator[Copy]:
     try:
         yield work
     finally:
-        engine_for(CFG.replace(engine=engine)).remove(work.tag)
+        remove_prefixed(work.prefix, engine)
         shutil.rmtree(work.root, ignore_errors=True)
 
 
@@ -308,6 +308,5 @@ def test_an_image_that_misses_its_inputs_is_refused_and_not_tagged(engine: str) 
         assert "distributions differ from frontend's lock" in last
         assert not engine_for(CFG.replace(engine=engine)).exists(f"{work.prefix}frontend:uv")
     finally:
-        for app in ("flask", "frontend"):
-            engine_for(CFG.replace(engine=engine)).remove(f"{work.prefix}{app}:uv")
+        remove_prefixed(work.prefix, engine)
         shutil.rmtree(work.root, ignore_errors=True)

@@ -12,7 +12,16 @@ import subprocess
 import uuid
 
 import pytest
-from containers_support import APPS, ENGINE, ENGINE_OBJ, ROOT, Service, engine, http, unique_name
+from containers_support import (
+    APPS,
+    ENGINE,
+    ROOT,
+    Service,
+    engine,
+    http,
+    remove_prefixed,
+    unique_name,
+)
 
 pytestmark = pytest.mark.container
 
@@ -44,7 +53,7 @@ def test_an_arm64_default_platform_still_builds_and_runs_amd64(monkeypatch) -> N
         assert http(f"http://{mapping}/health")[0] == 200
     finally:
         engine(["rm", "--force", name], check=False)
-        ENGINE_OBJ.remove(tag)
+        remove_prefixed(prefix)
 
 
 def test_an_unsupported_platform_is_one_clear_line() -> None:

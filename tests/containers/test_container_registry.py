@@ -25,6 +25,7 @@ from containers_support import (
     engine,
     free_port,
     image_ref,
+    remove_prefixed,
     require_image,
     unique_name,
 )
@@ -129,7 +130,8 @@ def test_a_base_pinned_by_digest_is_pulled_and_a_wrong_digest_is_one_line(
             f"imagetools: error: cannot pull BASE_IMAGE={wrong}: "
         ), failed.stderr
     finally:
-        engine(["rmi", "--force", f"{prefix}{APP}:{VARIANT}", pinned], check=False)
+        remove_prefixed(prefix)
+        engine(["rmi", "--force", pinned], check=False)
         for stamp in (CFG.build_dir / "stamps" / ENGINE).glob(f"{prefix}*"):
             stamp.unlink()
 
