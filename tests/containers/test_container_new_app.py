@@ -101,7 +101,7 @@ def repo() -> Iterator[Path]:
         yield copy
     finally:
         for variant in VARIANTS:
-            engine(["rmi", f"grocery-{NAME}:{variant}"], check=False)
+            engine(["rmi", CFG.tag(NAME, variant)], check=False)
         shutil.rmtree(copy, ignore_errors=True)
 
 
@@ -109,7 +109,7 @@ def repo() -> Iterator[Path]:
 def test_new_service_is_healthy_on_its_declared_port_with_its_lock(
     repo: Path, variant: str
 ) -> None:
-    tag = f"grocery-{NAME}:{variant}"
+    tag = CFG.tag(NAME, variant)
     exposed = json.loads(engine(["image", "inspect", "--format",
                                  "{{json .Config.ExposedPorts}}", tag]))  # fmt: skip
     assert list(exposed) == [f"{PORT}/tcp"]

@@ -12,7 +12,7 @@ import os
 import subprocess
 
 import pytest
-from containers_support import ENGINE, ROOT, client, second_dockerd
+from containers_support import CFG, ENGINE, ROOT, client, second_dockerd
 
 pytestmark = pytest.mark.container
 
@@ -27,7 +27,7 @@ def second_engine(tmp_path_factory):
 
 def test_make_image_builds_on_the_engine_docker_host_names(second_engine):
     first_before = client("unix:///var/run/docker.sock", "images", "-q").stdout.split()
-    assert client(second_engine, "image", "inspect", "grocery-frontend:uv").returncode != 0
+    assert client(second_engine, "image", "inspect", CFG.tag("frontend", "uv")).returncode != 0
     env = dict(os.environ, DOCKER_HOST=second_engine, ENGINE="docker")
     result = subprocess.run(
         ["make", "-C", str(ROOT), "image", "APP=frontend", "VARIANT=uv"],
@@ -35,8 +35,8 @@ def test_make_image_builds_on_the_engine_docker_host_names(second_engine):
     )  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert f"answers at {second_engine}" in result.stdout
-    assert client(second_engine, "image", "inspect", "grocery-frontend:uv").returncode == 0
-    assert client(second_engine, "image", "inspect", "grocery-base:bookworm-py3.11").returncode == 0
+    assert client(second_engine, "image", "inspect", CFG.tag("frontend", "uv")).returncode == 0
+    assert client(second_engine, "image", "inspect", CFG.local_base).returncode == 0
     first_after = client("unix:///var/run/docker.sock", "images", "-q").stdout.split()
     assert sorted(first_after) == sorted(first_before), "the first engine's images changed"
     link = subprocess.run(["ip", "link", "show", "docker0"], capture_output=True, check=False)

@@ -17,6 +17,7 @@ from containers_support import (
     VENV_PYTHON,
     engine,
     http,
+    image_ref,
     require_image,
 )
 
@@ -54,7 +55,7 @@ def leftovers(project: str) -> tuple[list[str], list[str]]:
 
 def test_up_serves_frontend_to_backend_by_name_and_down_removes_all() -> None:
     for service in ("backend", "frontend"):
-        require_image(f"grocery-{service}:{VARIANT}")
+        require_image(image_ref(service, VARIANT))
     project = f"{PREFIX}stack-{uuid.uuid4().hex[:6]}"
     env = {"BACKEND_PORT": str(free_port()), "FRONTEND_PORT": str(free_port())}
     up = stack_py("up", "--variant", VARIANT, "--project", project, env=env)
@@ -102,10 +103,10 @@ def test_up_with_a_missing_image_is_one_clear_line() -> None:
 
 def test_up_timeout_names_the_service_and_its_last_log_lines() -> None:
     """A `backend` that never answers on 8000 (the frontend image under the backend's name)."""
-    require_image(f"grocery-frontend:{VARIANT}")
+    require_image(image_ref("frontend", VARIANT))
     fake = f"{PREFIX}fake-"
     for service in ("backend", "frontend"):
-        engine(["tag", f"grocery-frontend:{VARIANT}", f"{fake}{service}:{VARIANT}"])
+        engine(["tag", image_ref("frontend", VARIANT), f"{fake}{service}:{VARIANT}"])
     project = f"{PREFIX}stack-{uuid.uuid4().hex[:6]}"
     env = {
         "BACKEND_PORT": str(free_port()),
