@@ -85,8 +85,8 @@ ARG PORT=8000
 EXPOSE ${PORT}
 
 # The image: the `service` or the `job` stage, as KIND says (imagetools/images.py passes it
-# from apps.toml). A last stage rather than --target: Podman 4.3 ignores --label, which sets
-# the labels that follow the revision, when the target is not the last stage. hadolint
-# cannot see through ${KIND} that the image inherits the job stage's HEALTHCHECK.
+# from apps.toml), as the last stage rather than a --target (Podman 4.3 applies build-wide
+# flags such as --label to the last stage only). hadolint cannot see through ${KIND} that
+# the image inherits the job stage's HEALTHCHECK.
 # hadolint ignore=DL3057
 FROM ${KIND} AS image

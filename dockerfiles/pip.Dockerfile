@@ -47,7 +47,9 @@ RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
  && chown 65532:65532 /home/nonroot
 
 # Metadata after the dependency layer: a new commit (VCS_REF, CREATED) must not
-# invalidate the cached install step.
+# invalidate the cached install step. Podman keys this LABEL step on its text, not on the
+# args: with the same inputs it keeps the image of the first revision that built them
+# (labels included), which a rebuild of that revision reproduces bit for bit.
 ARG APP=backend
 ARG VCS_URL=https://github.com/grocery-ml/grocery-ml-containers
 ARG VCS_REF=unknown
@@ -73,8 +75,8 @@ ARG PORT=8000
 EXPOSE ${PORT}
 
 # The image: the `service` or the `job` stage, as KIND says (imagetools/images.py passes it
-# from apps.toml). A last stage rather than --target: Podman 4.3 ignores --label, which sets
-# the labels that follow the revision, when the target is not the last stage. hadolint
-# cannot see through ${KIND} that the image inherits the job stage's HEALTHCHECK.
+# from apps.toml), as the last stage rather than a --target (Podman 4.3 applies build-wide
+# flags such as --label to the last stage only). hadolint cannot see through ${KIND} that
+# the image inherits the job stage's HEALTHCHECK.
 # hadolint ignore=DL3057
 FROM ${KIND} AS image

@@ -100,15 +100,12 @@ class Engine:
         return {p[0].removeprefix("localhost/"): p[1] for p in pairs if len(p) == 2}
 
     def remove(self, *refs: str) -> None:
+        # Each name once: `podman rmi --force NAME NAME` deletes the image with all its tags.
         if refs:
-            self.run(["rmi", "--force", *refs], capture_output=True)
+            self.run(["rmi", "--force", *dict.fromkeys(refs)], capture_output=True)
 
     def build_flags(self) -> list[str]:
         """Flags of every image build (reproducibility, progress)."""
-        return []
-
-    def label_flags(self, labels: dict[str, str]) -> list[str]:
-        """Flags that make labels whose values are build args reach a cached image."""
         return []
 
     def cache_flags(self, ref: str) -> list[str]:
@@ -317,13 +314,6 @@ class Podman(Engine):
         # 4.3 pushes there but never pulls from it (--cache-from is read by 4.4 and later).
         repository = ref.rsplit("/", 1)[0]
         return [f"--cache-from={repository}", f"--cache-to={repository}"]
-
-    def label_flags(self, labels: dict[str, str]) -> list[str]:
-        # buildah keys a LABEL step on its text as written ("${VCS_REF}"), not on the build
-        # args it names: at a new revision with the same inputs every step is a cache hit and
-        # the image keeps the old revision and created labels. The same labels given with
-        # --label form a last step keyed on their values.
-        return [f"--label={key}={value}" for key, value in labels.items()]
 
     def save_flags(self) -> list[str]:
         return ["--format", "docker-archive"]

@@ -73,7 +73,7 @@ def step_inputs(app: str, spec: dict, variant: str, digests: dict[str, str],
     """{step: {input name: digest}} for the variant's steps, from the context's digests.
 
     Build args that only set labels (VCS_REF, CREATED, ...) are no step's input: BuildKit
-    keeps labels in the config, and Podman gets them as --label, a last step of their own."""
+    keeps labels in the config; buildah keys a LABEL step on its text, not on the args."""
     dockerfile = ROOT / "dockerfiles" / f"{variant}.Dockerfile"
     files = {
         "rootfs": {rel: d for rel, d in digests.items() if rel == "prune_rootfs.py"},

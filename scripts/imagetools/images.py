@@ -184,8 +184,6 @@ def build_image(engine: Engine, app: str, variant: str, ctx: Path, base_image: s
     build_args |= {"BASE_IMAGE": base_image, "SOURCE_DATE_EPOCH": str(epoch)}
     build_args |= step_inputs(digests)
     cache_ref = f"{cfg.cache_repo}/{cfg.image_prefix}{app}:{variant}" if cfg.cache_repo else ""
-    labels = {f"{OCI}.source": cfg.vcs_url, f"{OCI}.revision": cfg.revision,
-              f"{OCI}.created": created}  # fmt: skip
     # A service's image declares its port (EXPOSE); a job's declares none.
     build_args["KIND"] = "job"
     if "port" in spec:
@@ -193,7 +191,7 @@ def build_image(engine: Engine, app: str, variant: str, ctx: Path, base_image: s
     args = [
         "build", "--network=none", "-f", str(ROOT / "dockerfiles" / f"{variant}.Dockerfile"),
         *(f"--build-arg={key}={value}" for key, value in build_args.items()),
-        "--iidfile", str(iidfile), *engine.build_flags(), *engine.label_flags(labels),
+        "--iidfile", str(iidfile), *engine.build_flags(),
         *(engine.cache_flags(cache_ref) if cache_ref else []), *flags, str(ctx),
     ]  # fmt: skip
     start = time.monotonic()
@@ -207,13 +205,6 @@ def build_image(engine: Engine, app: str, variant: str, ctx: Path, base_image: s
         )
         raise ScriptError(f"building {tag} failed: {reason.strip()[:300]} (full log: {log})")
     image = iidfile.read_text().strip()
-    found = json.loads(engine.inspect(image, "{{json .Config.Labels}}") or "{}") or {}
-    stale = {key: found.get(key) for key, value in labels.items() if found.get(key) != value}
-    if stale:
-        remove_untagged(engine, image)
-        wanted = {key: labels[key] for key in stale}
-        raise ScriptError(f"building {tag} gave labels {stale}, not {wanted}: the engine "
-                          "reused a step keyed on other build args")  # fmt: skip
     record = explain_build(engine, app, variant, image, base_image, ctx, log, digests, flags)
     check_image(engine, image, tag, ctx, digests)
     engine.output(["tag", image, tag])

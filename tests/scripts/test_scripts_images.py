@@ -331,7 +331,6 @@ def fake(base: type):
             self.calls: list[list[str]] = []
             self.removed: list[str] = []
             self.contents: str | None = None
-            self.labels: dict[str, str] | None = None  # None: what the build args say
 
         def client(self) -> tuple[list[str], dict[str, str]]:
             return [self.name], {}
@@ -343,15 +342,8 @@ def fake(base: type):
                 kwargs["stdout"].write(self.log)
                 Path(args[args.index("--iidfile") + 1]).write_text(IMAGE)
                 self.ctx = Path(args[-1])
-                given = dict(a.removeprefix("--build-arg=").split("=", 1) for a in args
-                             if a.startswith("--build-arg="))  # fmt: skip
-                built = {"source": given["VCS_URL"], "revision": given["VCS_REF"],
-                         "created": given["CREATED"]}  # fmt: skip
-                self.built_labels = {f"org.opencontainers.image.{k}": v for k, v in built.items()}
             elif args[0] == "history":
                 out = self.history
-            elif args[:2] == ["image", "inspect"] and "Labels" in args[3]:
-                out = json.dumps(self.built_labels if self.labels is None else self.labels)
             elif args[:2] == ["image", "inspect"]:
                 out = "[]" if "RepoTags" in args[3] else "sha256:" + "b" * 64
             elif args[0] == "run":
@@ -410,44 +402,6 @@ def test_podman_builds_with_its_own_flags(fake_repo: Path, artifacts: Path) -> N
     saved = json.loads(explain.record_path(cfg, "backend", "uv").read_text())
     assert saved["engine"] == "podman"
     assert not [name for name in saved["steps"]["app"] if name.startswith("build arg")]
-
-
-@pytest.mark.parametrize("kind", [FakeDocker, FakePodman])
-def test_labels_that_follow_the_revision_are_flags_only_for_podman(fake_repo: Path,
-                                                                   artifacts: Path,
-                                                                   kind: type) -> None:  # fmt: skip
-    """buildah keys a LABEL step on its unexpanded text, so Podman gets the labels built from
-    VCS_URL, VCS_REF and CREATED again as --label; BuildKit computes them every build."""
-    cfg = config(fake_repo, artifacts, engine=kind.name)
-    ctx = images.assemble_context(cfg, "backend", "uv", wheels.file_hashes(cfg.wheelhouse))
-    engine = kind(cfg)
-    build(engine, ctx)
-    (command,) = [c for c in engine.calls if c[0] == "build"]
-    flags = sorted(a for a in command if a.startswith("--label"))
-    expected = ["--label=org.opencontainers.image.created=", "--label=org.opencontainers."
-                "image.revision=0123abc", "--label=org.opencontainers.image.source="]  # fmt: skip
-    assert [f.split("=", 1)[0] for f in flags] == (["--label"] * 3 if kind is FakePodman else [])
-    if kind is FakePodman:
-        assert [f[: len(e)] for f, e in zip(flags, expected, strict=True)] == expected
-        assert flags[0].endswith(f"={engine.built_labels['org.opencontainers.image.created']}")
-
-
-@pytest.mark.parametrize("kind", [FakeDocker, FakePodman])
-def test_an_image_with_another_revisions_labels_is_refused(fake_repo: Path, artifacts: Path,
-                                                           kind: type) -> None:  # fmt: skip
-    """What Podman did before its labels were flags: same inputs at a new revision, every
-    step cached, the old revision's labels kept."""
-    cfg = config(fake_repo, artifacts, engine=kind.name)
-    ctx = images.assemble_context(cfg, "backend", "uv", wheels.file_hashes(cfg.wheelhouse))
-    engine = kind(cfg)
-    build(engine, ctx)
-    engine.labels = dict(engine.built_labels, **{"org.opencontainers.image.revision": "0ld"})
-    engine.calls.clear()
-    with pytest.raises(ScriptError, match=r"building grocery-backend:uv gave labels "
-                       r"\{'org.opencontainers.image.revision': '0ld'\}, not \{'org.opencontainers"
-                       r".image.revision': '0123abc'\}: the engine reused"):  # fmt: skip
-        build(engine, ctx)
-    assert not [c for c in engine.calls if c[0] in ("tag", "run")], "a stale image was tagged"
 
 
 @pytest.mark.parametrize(("change", "problem"), [
