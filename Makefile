@@ -182,7 +182,8 @@ $(WHEELS_STAMP): FORCE
 .PHONY: wheels
 wheels: $(WHEELS_STAMP) ## Fetch every locked wheel (Linux x86_64, CPython 3.11) into build/wheelhouse
 
-$(MODELS_STAMP): | $(call image_stamp,trainer,$(TRAINER_VARIANT))
+# The trainer image only when the models are still to be made (ARTIFACTS given: not built).
+$(MODELS_STAMP): | $(if $(wildcard $(MODELS_STAMP)),,$(call image_stamp,trainer,$(TRAINER_VARIANT)))
 	@$(TOOL) train --if-missing
 
 .PHONY: models

@@ -50,6 +50,15 @@ def test_one_image_plans_only_what_it_needs(tmp_path: Path) -> None:
     assert plan(tmp_path, "image-flask-multistage")[-1] == "image flask multistage"
 
 
+def test_models_at_hand_need_no_trainer_image(tmp_path: Path) -> None:
+    """With ARTIFACTS already trained (verify-published hands the published models over),
+    an image that carries a model is built without building the trainer first."""
+    (tmp_path / "art").mkdir()
+    (tmp_path / "art" / ".trained").write_text("")
+    steps = plan(tmp_path, "image", "APP=flask", "VARIANT=uv")
+    assert [s for s in steps if s.startswith(("image", "train"))] == ["image flask uv"]
+
+
 def test_build_flags_reach_the_image_command(tmp_path: Path) -> None:
     steps = plan(tmp_path, "image", "APP=frontend", "VARIANT=uv",
                  "BUILD_FLAGS=--no-cache --pull=false")  # fmt: skip
