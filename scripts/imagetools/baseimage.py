@@ -2,8 +2,10 @@
 
 BASE_IMAGE (default: the official python:3.11-slim pinned by digest) is used when it is
 present or can be pulled. When no registry answers, an equivalent base is built from
-Debian's packages (bookworm's Python 3.11) with mmdebstrap and SOURCE_DATE_EPOCH, imported
-as LOCAL_BASE, and used instead; the command says so. The choice is recorded in
+Debian's packages (bookworm's Python 3.11) with mmdebstrap, imported as LOCAL_BASE, and used
+instead; the command says so. Its SOURCE_DATE_EPOCH is the time of the last commit that
+changed its recipe, not of HEAD: rebuilt at any later commit (a fresh clone, a verifying
+rebuild), the same Debian packages give the same base ID. The choice is recorded in
 build/stamps/<engine>/base (the reference and its ID), rewritten only when it changes.
 """
 
@@ -14,18 +16,21 @@ import os
 import subprocess
 
 from .common import ROOT, ScriptError, note, shown, step
-from .config import DEFAULT_BASE, Config
+from .config import DEFAULT_BASE, Config, last_change
 from .engines import Engine, engine_for
 
 SUITE = os.environ.get("DEBIAN_SUITE", "bookworm")
 # What python:3.11-slim has that matters at run time: Python with venv/ensurepip,
 # libstdc++ (torch, scikit-learn), CA certificates and netbase.
 PACKAGES = ["python3.11", "python3.11-venv", "libstdc++6", "ca-certificates", "netbase"]
+# What the local base is made from, in this repository: its SOURCE_DATE_EPOCH is their last change.
+RECIPE = ("dockerfiles/base.Dockerfile", "scripts/imagetools/baseimage.py")
 
 
 def build_local_base(engine: Engine, fresh: bool = False) -> None:
     """Make the root file system (reused from build/base/ unless fresh) and build LOCAL_BASE."""
-    cfg = engine.cfg
+    cfg = engine.cfg.replace(source_date_epoch=last_change(RECIPE, engine.cfg.source_date_epoch))
+    engine = engine_for(cfg)
     rootfs = cfg.build_dir / "base" / "rootfs.tar"
     rootfs.parent.mkdir(parents=True, exist_ok=True)
     if rootfs.is_file() and not fresh:

@@ -39,6 +39,12 @@ def _git(*args: str) -> str:
     return result.stdout.strip()
 
 
+def last_change(paths: tuple[str, ...], default: int) -> int:
+    """The time of the last commit that changed any of paths (default: no git, no history)."""
+    found = _git("log", "-1", "--format=%ct", "--", *paths)
+    return int(found) if found.isdigit() else default
+
+
 @dataclass(frozen=True)
 class Config:
     """What a build needs to know, from the environment (`from_env`), never read again."""

@@ -10,6 +10,7 @@ Nothing outside this module asks which engine it is talking to.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -91,6 +92,10 @@ class Engine:
 
     def exists(self, ref: str) -> bool:
         return bool(self.image_id(ref))
+
+    def layers(self, ref: str) -> list[str]:
+        """The image's layers (diff IDs, base first); [] when there is no such image."""
+        return json.loads(self.inspect(ref, "{{json .RootFS.Layers}}") or "[]") or []
 
     def tags(self) -> dict[str, str]:
         """Every tagged image: {repository:tag: image ID}."""

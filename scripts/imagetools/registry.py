@@ -5,8 +5,11 @@
 on REGISTRY_ADDR (127.0.0.1:5000) with its storage under build/registry/. `push` tags every
 image as `<registry>/<prefix><app>:<variant>` and `:<variant>-<revision>`, pushes both, and
 records in build/published.json what is now there: repository, tags, manifest digest, config
-digest (the image ID), platform, revision, SOURCE_DATE_EPOCH and the sha256 of the lock. An
-image is recorded only once its push has finished and the registry serves its manifest.
+digest (the image ID), platform, revision, SOURCE_DATE_EPOCH, the sha256 of the lock, and the
+base it was built on: BASE_IMAGE as pinned, or the local base, pushed beside the images
+(`<registry>/<LOCAL_BASE>`) so that `verify-published` rebuilds on exactly that base, here or
+on any machine. An image is recorded only once its push has finished and the registry serves
+its manifest.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 from .apps import parse_selection
 from .common import ROOT, ScriptError, note, shown, step
 from .config import Config
-from .engines import engine_for
+from .engines import Engine, engine_for
 from .images import OCI
 from .signing import reason, skopeo
 
@@ -143,13 +146,48 @@ def blobs(root: Path) -> dict[str, int]:
     return {p.parent.name: p.stat().st_size for p in found}
 
 
+def push_refs(engine: Engine, image: str, refs: list[str]) -> str:
+    """Tag image as each of refs and push them; return the manifest digest (one line on failure)."""
+    digest = ""
+    for ref in refs:
+        engine.output(["tag", image, ref])
+        try:
+            digest = engine.push(ref)
+        except ScriptError as exc:
+            raise ScriptError(push_failure(str(exc), engine.name, ref)) from None
+    return digest
+
+
+def published_base(engine: Engine, tag: str, pushed: dict[str, str]) -> str:
+    """The base tag was built on, as others can pull it: BASE_IMAGE (pinned by digest by
+    default), or LOCAL_BASE pushed to REGISTRY once (pushed: base ID -> ref@digest)."""
+    cfg, layers = engine.cfg, engine.layers(tag)
+    for base in (cfg.base_image, cfg.local_base):
+        base_layers = engine.layers(base)
+        if not base_layers or layers[: len(base_layers)] != base_layers:
+            continue
+        if base == cfg.base_image:
+            return base
+        base_id = engine.image_id(base)
+        if base_id not in pushed:
+            tagged = ":" in base.split("/")[-1]
+            repository = f"{cfg.registry}/{base.rpartition(':')[0] if tagged else base}"
+            ref = f"{repository}:{base.rpartition(':')[2] if tagged else 'latest'}"
+            step(f"pushing the local base {base} to {ref} (a rebuild needs the same base)")
+            pushed[base_id] = f"{repository}@{push_refs(engine, base, [ref])}"
+        return pushed[base_id]
+    raise ScriptError(f"{tag} is not built on BASE_IMAGE ({cfg.base_image}) or LOCAL_BASE "
+                      f"({cfg.local_base}) as they are now (the base was rebuilt since): "
+                      "`make images` builds it again; nothing recorded for it")  # fmt: skip
+
+
 def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[dict]:
     if not cfg.registry:
         raise ScriptError("set REGISTRY=host[:port]/prefix, e.g. REGISTRY=127.0.0.1:5000/grocery")
     engine, short = engine_for(cfg), cfg.revision[:12]
     published = json.loads(out.read_text()) if out.is_file() else {}
     local = registry_dir(cfg)
-    records = []
+    records, bases = [], {}
     for app in apps:
         lock = sha256(ROOT / "requirements" / f"{app}.txt")
         for variant in variants:
@@ -166,17 +204,12 @@ def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[d
                      if created else cfg.source_date_epoch)  # fmt: skip
             if revision != cfg.revision:
                 note(f"{tag} was built at {revision[:12]}, not at {short}: published as such")
+            base = published_base(engine, tag, bases)
             repository = f"{cfg.registry}/{cfg.image_prefix}{app}"
             refs = [f"{repository}:{variant}", f"{repository}:{variant}-{revision[:12]}"]
             before, started = blobs(local), time.monotonic()
             step(f"pushing {tag} to {refs[0]} and {refs[1]}")
-            digest = ""
-            for ref in refs:
-                engine.output(["tag", tag, ref])
-                try:
-                    digest = engine.push(ref)
-                except ScriptError as exc:
-                    raise ScriptError(push_failure(str(exc), engine.name, ref)) from None
+            digest = push_refs(engine, tag, refs)
             # skopeo reads the manifest as the engine would: its credentials, TLS, tokens.
             served = skopeo(["inspect", "--raw", f"docker://{repository}@{digest}"])
             if served.returncode != 0:
@@ -190,7 +223,7 @@ def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[d
             record = {"repository": repository, "tags": [r.split(":")[-1] for r in refs],
                       "digest": digest, "config_digest": manifest["config"]["digest"],
                       "image_id": image, "platform": cfg.platform, "revision": revision,
-                      "source_date_epoch": epoch, "lock_sha256": lock,
+                      "source_date_epoch": epoch, "lock_sha256": lock, "base": base,
                       "engine": cfg.engine, "compressed_bytes": size}  # fmt: skip
             published[f"{repository}:{variant}"] = record
             out.parent.mkdir(parents=True, exist_ok=True)

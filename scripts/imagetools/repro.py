@@ -233,10 +233,18 @@ def verify_published(cfg: Config, argv: list[str]) -> int:
         raise ScriptError(f"the selected images were published from {len(revisions)} revisions; "
                           "select one with APPS/VARIANTS")  # fmt: skip
     revision = revisions.pop()
+    bases = {r.get("base", "") for r in records}
+    if len(bases) != 1:
+        raise ScriptError(f"the selected images were built on {len(bases)} bases; "
+                          "select one with APPS/VARIANTS")  # fmt: skip
+    base = bases.pop()  # "": recorded before bases were: the base here now
     engine = engine_for(cfg)
     engine.ensure()
     ensure_wheelhouse(cfg)
-    rebuilt_cfg, varied = rebuild(cfg, revision, apps, variants, known.artifacts)
+    if base and base != cfg.base_image:
+        note(f"rebuilding on the base they were built on: {base}")
+    rebuilt_cfg, varied = rebuild(cfg.replace(base_image=base or cfg.base_image), revision,
+                                  apps, variants, known.artifacts)  # fmt: skip
     results = []
     for record, (app, variant) in zip(records, [(a, v) for a in apps for v in variants],
                                       strict=True):  # fmt: skip
@@ -247,7 +255,8 @@ def verify_published(cfg: Config, argv: list[str]) -> int:
         results.append(told(result, f"with {published.split('/')[-1][:40]}"))
     engine.remove(*(rebuilt_cfg.tag(a, v) for a in {*apps, "trainer"} for v in variants),
                   rebuilt_cfg.tag("trainer", cfg.trainer_variant))  # fmt: skip
-    report = {"revision": revision, "varied": varied, "results": results}
+    report = {"revision": revision, "base": base or cfg.base_image, "varied": varied,
+              "results": results}  # fmt: skip
     return finish(engine, args.out, report, "with the published ones")
 
 

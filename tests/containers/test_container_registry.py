@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.error
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from containers_support import (
     CFG,
     ENGINE,
     ENGINE_OBJ,
+    PREFIX,
     ROOT,
     VENV_PYTHON,
     engine,
@@ -84,6 +86,38 @@ def test_push_records_what_the_registry_serves(published: dict, local_registry: 
     assert published["tags"] == [VARIANT, f"{VARIANT}-{built_at[:12]}"]
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(published["source_date_epoch"]))
     assert created == labels["org.opencontainers.image.created"]
+    # The base it was built on, as others can pull it: the pinned BASE_IMAGE, or the local
+    # base pushed beside it (the same image ID, served by the registry).
+    local = engine_for(CFG)
+    base = CFG.base_image if local.exists(CFG.base_image) else CFG.local_base
+    assert local.layers(image_ref(APP, VARIANT))[: len(local.layers(base))] == local.layers(base)
+    if base == CFG.base_image:
+        assert published["base"] == CFG.base_image
+    else:
+        repository, digest = published["base"].split("@")
+        assert repository == f"{published['repository'].rsplit('/', 1)[0]}/{base.split(':')[0]}"
+        _, body = registry.api(local_registry, f"{repository.split('/', 1)[1]}/manifests/{digest}")
+        assert json.loads(body)["config"]["digest"].endswith(local.image_id(base)[-64:])
+
+
+def test_an_image_whose_base_is_gone_is_not_published(local_registry: str, tmp_path: Path) -> None:
+    """An image built on a base that is no longer BASE_IMAGE or LOCAL_BASE (rebuilt since)
+    could not be rebuilt as published: one line, nothing pushed, nothing recorded."""
+    other = f"{PREFIX}base-{uuid.uuid4().hex[:6]}:1"
+    scratch_image(other, tmp_path / "ctx")
+    cfg = CFG.replace(registry=f"{local_registry}/gone{uuid.uuid4().hex[:6]}", local_base=other,
+                      base_image=f"grocery-absent@sha256:{'0' * 64}")  # fmt: skip
+    out = tmp_path / "published.json"
+    try:
+        with pytest.raises(registry.ScriptError, match="is not built on BASE_IMAGE") as error:
+            registry.push(cfg, [APP], [VARIANT], out)
+    finally:
+        engine(["rmi", other])
+    assert "\n" not in str(error.value) and "nothing recorded" in str(error.value)
+    assert not out.exists()
+    with pytest.raises(urllib.error.HTTPError):
+        name = image_ref(APP, VARIANT).split(":")[0]
+        registry.api(local_registry, f"{cfg.registry.split('/', 1)[1]}/{name}/tags/list")
 
 
 def test_the_other_engine_pulls_by_digest_and_runs_it(published: dict) -> None:
@@ -223,13 +257,16 @@ def test_a_rebuild_elsewhere_and_otherwise_matches_what_was_published(
     published: dict, tmp_path: Path
 ) -> None:
     """A fresh clone, umask 0002, another time zone and locale, one CPU (and a hostname of
-    its own as root), --no-cache: Podman gives the published image ID, Docker its content."""
-    cfg = CFG.replace(registry=published["repository"].rsplit("/", 1)[0])
+    its own as root), --no-cache: Podman gives the published image ID, Docker its content.
+    It builds on the base recorded with the image, pulled by digest: LOCAL_BASE here names
+    no image at all (a machine that never made one, or made another one since)."""
+    cfg = CFG.replace(registry=published["repository"].rsplit("/", 1)[0],
+                      local_base=f"{PREFIX}absent-base:{uuid.uuid4().hex[:6]}")  # fmt: skip
     argv = ["--apps", APP, "--variants", VARIANT, "--artifacts", str(CFG.artifacts),
             "--published", published["published_json"], "--out", str(tmp_path)]  # fmt: skip
     assert repro.verify_published(cfg, argv) == 0
     report = json.loads((tmp_path / f"report-{ENGINE}.json").read_text())
-    assert report["revision"] == published["revision"]
+    assert (report["revision"], report["base"]) == (published["revision"], published["base"])
     assert report["varied"]["umask"] == "0002" and report["varied"]["cpus"].startswith("1")
     assert report["varied"]["path"].startswith("build/verify/")  # not where it was built
     (result,) = report["results"]
