@@ -52,16 +52,6 @@ RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
 
 # ---- runtime ------------------------------------------------------------------------------
 FROM scratch AS job
-ARG APP=backend
-ARG VCS_URL=https://github.com/grocery-ml/grocery-ml-containers
-ARG VCS_REF=unknown
-ARG CREATED=1970-01-01T00:00:00Z
-LABEL org.opencontainers.image.title="grocery-${APP}" \
-      org.opencontainers.image.description="grocery-ml-containers: ${APP} (multistage variant)" \
-      org.opencontainers.image.source="${VCS_URL}" \
-      org.opencontainers.image.revision="${VCS_REF}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.licenses="MIT"
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:/usr/local/bin:/usr/bin \
     LANG=C.UTF-8 \
@@ -90,3 +80,17 @@ EXPOSE ${PORT}
 # the image inherits the job stage's HEALTHCHECK.
 # hadolint ignore=DL3057
 FROM ${KIND} AS image
+# The labels come last. Podman keys a LABEL step on its text, not on the args' values, so
+# it runs again, with this commit's values, only when the image's content changed: an
+# unchanged image keeps the revision that first built it, which a rebuild of that revision
+# reproduces bit for bit (and `make push` publishes it as that revision).
+ARG APP=backend
+ARG VCS_URL=https://github.com/grocery-ml/grocery-ml-containers
+ARG VCS_REF=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+LABEL org.opencontainers.image.title="grocery-${APP}" \
+      org.opencontainers.image.description="grocery-ml-containers: ${APP} (multistage variant)" \
+      org.opencontainers.image.source="${VCS_URL}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="MIT"

@@ -52,21 +52,6 @@ RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
  && mkdir -p /home/nonroot \
  && chown 65532:65532 /home/nonroot
 
-# Metadata after the dependency layer: a new commit (VCS_REF, CREATED) must not
-# invalidate the cached install step. Podman keys this LABEL step on its text, not on the
-# args: with the same inputs it keeps the image of the first revision that built them
-# (labels included), which a rebuild of that revision reproduces bit for bit.
-ARG APP=backend
-ARG VCS_URL=https://github.com/grocery-ml/grocery-ml-containers
-ARG VCS_REF=unknown
-ARG CREATED=1970-01-01T00:00:00Z
-LABEL org.opencontainers.image.title="grocery-${APP}" \
-      org.opencontainers.image.description="grocery-ml-containers: ${APP} (uv variant)" \
-      org.opencontainers.image.source="${VCS_URL}" \
-      org.opencontainers.image.revision="${VCS_REF}" \
-      org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.licenses="MIT"
-
 COPY app/ /app/
 
 USER 65532:65532
@@ -86,3 +71,17 @@ EXPOSE ${PORT}
 # the image inherits the job stage's HEALTHCHECK.
 # hadolint ignore=DL3057
 FROM ${KIND} AS image
+# The labels come last. Podman keys a LABEL step on its text, not on the args' values, so
+# it runs again, with this commit's values, only when the image's content changed: an
+# unchanged image keeps the revision that first built it, which a rebuild of that revision
+# reproduces bit for bit (and `make push` publishes it as that revision).
+ARG APP=backend
+ARG VCS_URL=https://github.com/grocery-ml/grocery-ml-containers
+ARG VCS_REF=unknown
+ARG CREATED=1970-01-01T00:00:00Z
+LABEL org.opencontainers.image.title="grocery-${APP}" \
+      org.opencontainers.image.description="grocery-ml-containers: ${APP} (uv variant)" \
+      org.opencontainers.image.source="${VCS_URL}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.licenses="MIT"

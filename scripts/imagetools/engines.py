@@ -109,8 +109,9 @@ class Engine:
         if refs:
             self.run(["rmi", "--force", *dict.fromkeys(refs)], capture_output=True)
 
-    def build_flags(self) -> list[str]:
-        """Flags of every image build (reproducibility, progress)."""
+    def build_flags(self, base: str = "") -> list[str]:
+        """Flags of every image build (reproducibility, progress); base: the image it is
+        built on, when it has one."""
         return []
 
     def cache_flags(self, ref: str) -> list[str]:
@@ -202,7 +203,7 @@ class Docker(Engine):
             "docker.io (its 20.10 client works with DOCKER_BUILDKIT=1), or use ENGINE=podman"
         )
 
-    def build_flags(self) -> list[str]:
+    def build_flags(self, base: str = "") -> list[str]:
         return ["--progress=plain"]
 
     def trim_cache(self) -> None:
@@ -306,13 +307,25 @@ class Podman(Engine):
         never = ["--pull=never"] if command in ("run", "create") else []
         return [*super().platform_flags(command), *never]
 
-    def build_flags(self) -> list[str]:
+    def build_flags(self, base: str = "") -> list[str]:
         # --timestamp pins every layer's file times and the image's created time, and the OCI
         # format records no build-container id or hostname: the same inputs give the same
         # image ID. PODMAN_FORMAT=docker keeps HEALTHCHECK (OCI has no field for it) at the
         # price of those two per-build fields in the config.
-        return ["--timestamp", str(self.cfg.source_date_epoch), "--layers",
-                "--format", self.cfg.podman_format]  # fmt: skip
+        # On a base, the time is the base's own, not the commit's: buildah does not key its
+        # layer cache on --timestamp, so a step reused from an earlier commit's build would
+        # keep that build's times beside this one's, an image no build from nothing makes.
+        # One time per base keeps every build on it in agreement (a new base misses the
+        # cache anyway); the commit's time is in the `created` label.
+        stamp = self.created(base) if base else self.cfg.source_date_epoch
+        return ["--timestamp", str(stamp), "--layers", "--format", self.cfg.podman_format]
+
+    def created(self, ref: str) -> int:
+        """When the image says it was created, in seconds since the epoch."""
+        found = self.inspect(ref, "{{.Created.Unix}}")
+        if not found.isdigit():
+            raise ScriptError(f"cannot read the creation time of {ref} (is it there?)")
+        return int(found)
 
     def cache_flags(self, ref: str) -> list[str]:
         # One repository for every step of every image (tags: buildah's cache keys). Podman

@@ -191,7 +191,7 @@ def build_image(engine: Engine, app: str, variant: str, ctx: Path, base_image: s
     args = [
         "build", "--network=none", "-f", str(ROOT / "dockerfiles" / f"{variant}.Dockerfile"),
         *(f"--build-arg={key}={value}" for key, value in build_args.items()),
-        "--iidfile", str(iidfile), *engine.build_flags(),
+        "--iidfile", str(iidfile), *engine.build_flags(base_image),
         *(engine.cache_flags(cache_ref) if cache_ref else []), *flags, str(ctx),
     ]  # fmt: skip
     start = time.monotonic()

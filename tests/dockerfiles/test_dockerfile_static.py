@@ -340,16 +340,18 @@ def check_final_stage_is_unprivileged_with_python_entrypoint_and_probe(
 
 
 def check_oci_labels(dockerfile: Dockerfile) -> None:
-    """source, revision and created are set, from ARGs of the final stage the build passes."""
-    final = dockerfile.final
-    labels = {key: value for inst in final.of("LABEL") for key, value in inst.key_values().items()}
-    declared = declared_args(final.instructions)
+    """source, revision and created are set in the last stage (the image: after all content,
+    so that Podman's cache, which keys a LABEL on its text, re-runs them whenever the content
+    changed), from ARGs of that stage the build passes."""
+    last = dockerfile.stages[-1]
+    labels = {key: value for inst in last.of("LABEL") for key, value in inst.key_values().items()}
+    declared = declared_args(last.instructions)
     build_image = inspect.getsource(images.build_image)
     for key in ("source", "revision", "created"):
         value = labels.get(f"org.opencontainers.image.{key}")
         assert value, f"{dockerfile.name}: label org.opencontainers.image.{key} missing"
         for arg in re.findall(r"\$\{(\w+)\}", value):
-            assert arg in declared, f"{arg} is not an ARG of the final stage: the label is empty"
+            assert arg in declared, f"{arg} is not an ARG of the last stage: the label is empty"
             assert f'"{arg}": ' in build_image, f"images.build_image does not pass {arg}"
 
 
@@ -521,15 +523,17 @@ def test_multistage_final_stage_is_scratch_with_only_runtime_venv_and_app() -> N
 
 def test_the_last_stage_is_service_or_job_as_kind_says(dockerfile: Dockerfile) -> None:
     """Services build with KIND=service (EXPOSE from apps.toml's port), jobs with KIND=job; the
-    image is the last stage, with nothing of its own (Podman drops --label unless the target
-    is the last stage)."""
+    image is the last stage (Podman drops --label unless the target is the last stage), with
+    nothing of its own but the labels' ARGs and the one LABEL step (check_oci_labels)."""
     *_, service, image = dockerfile.stages
     assert (service.base, service.name) == ("job", "service")
     assert [(i.keyword, i.body) for i in service.instructions] == [
         ("ARG", "PORT=8000"),
         ("EXPOSE", "${PORT}"),
     ]
-    assert (image.base, image.name, image.instructions) == ("${KIND}", "image", [])
+    assert (image.base, image.name) == ("${KIND}", "image")
+    assert [i.keyword for i in image.instructions] == ["ARG"] * 4 + ["LABEL"]
+    assert not [stage.name for stage in dockerfile.stages[:-1] if stage.of("LABEL")]
     first = next(n for n, i in enumerate(dockerfile.instructions) if i.keyword == "FROM")
     assert ("ARG", "KIND=service") in [(i.keyword, i.body) for i in dockerfile.instructions[:first]]
 

@@ -136,6 +136,16 @@ def test_podman_builds_are_timestamped_layered_and_formatted(make_engine) -> Non
     assert keeps_healthcheck[keeps_healthcheck.index("--format") + 1] == "docker"
 
 
+def test_podman_pins_an_image_s_times_to_its_base_s(make_engine, fake_client) -> None:
+    """buildah does not key its cache on --timestamp: a time per commit would mix, in one
+    image, the times of the steps reused from older commits with this commit's time."""
+    fake_client.answer("image inspect --format {{.Created.Unix}} base:1", "1700000000\n")
+    podman = make_engine("podman", source_date_epoch=1_234_567_890)
+    assert podman.build_flags("base:1")[:2] == ["--timestamp", "1700000000"]
+    with pytest.raises(ScriptError, match="cannot read the creation time of gone:1"):
+        podman.build_flags("gone:1")
+
+
 def test_save_writes_a_docker_archive_with_either_engine(make_engine, fake_client,
                                                          tmp_path: Path) -> None:  # fmt: skip
     out = tmp_path / "image.tar"

@@ -22,6 +22,7 @@ from imagetools.engines import Docker, Podman
 from imagetools.lockfile import read_lock
 
 EPOCH = 1_000_000_000
+BASE_CREATED = 1_500_000_000  # when the fake engines' base image was made
 APPS = tomllib.loads((ROOT / "dockerfiles" / "apps.toml").read_text())
 WHEEL_FILES = {  # name -> bytes; the lock of each app below pins a subset
     "alpha-1.0-py3-none-any.whl": b"alpha wheel",
@@ -344,6 +345,8 @@ def fake(base: type):
                 self.ctx = Path(args[-1])
             elif args[0] == "history":
                 out = self.history
+            elif args[:2] == ["image", "inspect"] and "Created.Unix" in args[3]:
+                out = str(BASE_CREATED)
             elif args[:2] == ["image", "inspect"]:
                 out = "[]" if "RepoTags" in args[3] else "sha256:" + "b" * 64
             elif args[0] == "run":
@@ -393,7 +396,10 @@ def test_podman_builds_with_its_own_flags(fake_repo: Path, artifacts: Path) -> N
     build(engine, ctx)
     (command,) = [c for c in engine.calls if c[0] == "build"]
     start = command.index("--timestamp")
-    assert command[start : start + 5] == ["--timestamp", str(EPOCH), "--layers", "--format", "oci"]
+    # The base's time, not the commit's (EPOCH): see engines.Podman.build_flags.
+    assert command[start : start + 5] == ["--timestamp", str(BASE_CREATED), "--layers", "--format",
+                                          "oci"]  # fmt: skip
+    assert "--build-arg=CREATED=2001-09-09T01:46:40Z" in command  # the commit's, in the label
     assert command[-1] == str(ctx)
     assert "--progress=plain" not in command
     (check,) = [c for c in engine.calls if c[0] == "run"]
