@@ -59,7 +59,14 @@ def build_local_base(engine: Engine, fresh: bool = False) -> None:
 
 
 def resolve(engine: Engine) -> str:
-    """BASE_IMAGE when present or pullable, else LOCAL_BASE (built when missing)."""
+    """BASE_IMAGE when present or pullable, else LOCAL_BASE (built when missing); the name
+    the images are built FROM is its first name (Engine.name_first)."""
+    base = _resolve(engine)
+    engine.name_first(base)
+    return base
+
+
+def _resolve(engine: Engine) -> str:
     cfg = engine.cfg
     if engine.exists(cfg.base_image):
         note(f"base image {cfg.base_image} is present")

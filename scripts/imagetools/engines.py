@@ -93,6 +93,10 @@ class Engine:
     def exists(self, ref: str) -> bool:
         return bool(self.image_id(ref))
 
+    def name_first(self, ref: str) -> None:
+        """Make the tag ref the image's first name, where the engine writes that into the
+        images built on it (Podman); no-op by default."""
+
     def layers(self, ref: str) -> list[str]:
         """The image's layers (diff IDs, base first); [] when there is no such image."""
         return json.loads(self.inspect(ref, "{{json .RootFS.Layers}}") or "[]") or []
@@ -319,6 +323,19 @@ class Podman(Engine):
         # cache anyway); the commit's time is in the `created` label.
         stamp = self.created(base) if base else self.cfg.source_date_epoch
         return ["--timestamp", str(stamp), "--layers", "--format", self.cfg.podman_format]
+
+    def name_first(self, ref: str) -> None:
+        # buildah writes the base's first name in storage into every image built on it (the
+        # history's "FROM <name>"), so the same base under another first name gives another
+        # image ID. A pull by digest puts its own name first (a registry test, verify-published,
+        # a user's pull), a tag goes last: untag, then tag with ref first.
+        if "@" in ref:
+            return
+        image = self.image_id(ref)
+        tags = json.loads(self.inspect(image, "{{json .RepoTags}}") or "[]") or []
+        wanted = ref if "/" in ref.split(":")[0] else f"localhost/{ref}"
+        self.output(["untag", image])
+        self.output(["tag", image, wanted, *(t for t in tags if t != wanted)])
 
     def created(self, ref: str) -> int:
         """When the image says it was created, in seconds since the epoch."""

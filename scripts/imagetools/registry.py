@@ -158,8 +158,9 @@ def push_refs(engine: Engine, image: str, refs: list[str]) -> str:
     return digest
 
 
-def published_base(engine: Engine, tag: str, pushed: dict[str, str]) -> str:
-    """The base tag was built on, as others can pull it: BASE_IMAGE (pinned by digest by
+def published_base(engine: Engine, tag: str, pushed: dict[str, str]) -> tuple[str, str]:
+    """The base tag was built on, as others can pull it, and the name it was built FROM
+    (buildah writes that name into the image's history): BASE_IMAGE (pinned by digest by
     default), or LOCAL_BASE pushed to REGISTRY once (pushed: base ID -> ref@digest)."""
     cfg, layers = engine.cfg, engine.layers(tag)
     for base in (cfg.base_image, cfg.local_base):
@@ -167,7 +168,7 @@ def published_base(engine: Engine, tag: str, pushed: dict[str, str]) -> str:
         if not base_layers or layers[: len(base_layers)] != base_layers:
             continue
         if base == cfg.base_image:
-            return base
+            return base, base
         base_id = engine.image_id(base)
         if base_id not in pushed:
             tagged = ":" in base.split("/")[-1]
@@ -175,7 +176,7 @@ def published_base(engine: Engine, tag: str, pushed: dict[str, str]) -> str:
             ref = f"{repository}:{base.rpartition(':')[2] if tagged else 'latest'}"
             step(f"pushing the local base {base} to {ref} (a rebuild needs the same base)")
             pushed[base_id] = f"{repository}@{push_refs(engine, base, [ref])}"
-        return pushed[base_id]
+        return pushed[base_id], base
     raise ScriptError(f"{tag} is not built on BASE_IMAGE ({cfg.base_image}) or LOCAL_BASE "
                       f"({cfg.local_base}) as they are now (the base was rebuilt since): "
                       "`make images` builds it again; nothing recorded for it")  # fmt: skip
@@ -204,7 +205,7 @@ def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[d
                      if created else cfg.source_date_epoch)  # fmt: skip
             if revision != cfg.revision:
                 note(f"{tag} was built at {revision[:12]}, not at {short}: published as such")
-            base = published_base(engine, tag, bases)
+            base, base_name = published_base(engine, tag, bases)
             repository = f"{cfg.registry}/{cfg.image_prefix}{app}"
             refs = [f"{repository}:{variant}", f"{repository}:{variant}-{revision[:12]}"]
             before, started = blobs(local), time.monotonic()
@@ -224,6 +225,7 @@ def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[d
                       "digest": digest, "config_digest": manifest["config"]["digest"],
                       "image_id": image, "platform": cfg.platform, "revision": revision,
                       "source_date_epoch": epoch, "lock_sha256": lock, "base": base,
+                      "base_name": base_name, "base_id": engine.image_id(base_name),
                       "engine": cfg.engine, "compressed_bytes": size}  # fmt: skip
             published[f"{repository}:{variant}"] = record
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,8 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import images
@@ -221,6 +223,29 @@ def rebuild(
     return cfg.replace(image_prefix=prefix, build_dir=src / "build"), varied
 
 
+@contextmanager
+def base_named(engine: Engine, base: str, name: str, base_id: str) -> Iterator[None]:
+    """The published base (pulled by digest unless here already) under the name the images
+    were built FROM: buildah writes that name into an image's history, so the rebuild must
+    use it too. A different image that has the name here gets it back afterwards."""
+    before = engine.image_id(name)
+    if not base or name == base or (base_id and before.endswith(base_id[-64:])):
+        yield
+        return
+    note(f"rebuilding on the base they were built on: {base}, as {name}")
+    engine.output(["pull", base])
+    wanted = engine.image_id(base)
+    if before and before != wanted:
+        note(f"{name} here is another image ({before[:19]}): it gets the name back afterwards")
+    if before != wanted:
+        engine.output(["tag", base, name])
+    try:
+        yield
+    finally:
+        if before and before != wanted:
+            engine.output(["tag", before, name])
+
+
 def verify_published(cfg: Config, argv: list[str]) -> int:
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--artifacts", type=Path, help="models to use instead of training anew")
@@ -233,18 +258,17 @@ def verify_published(cfg: Config, argv: list[str]) -> int:
         raise ScriptError(f"the selected images were published from {len(revisions)} revisions; "
                           "select one with APPS/VARIANTS")  # fmt: skip
     revision = revisions.pop()
-    bases = {r.get("base", "") for r in records}
+    bases = {(r.get("base", ""), r.get("base_name", ""), r.get("base_id", "")) for r in records}
     if len(bases) != 1:
         raise ScriptError(f"the selected images were built on {len(bases)} bases; "
                           "select one with APPS/VARIANTS")  # fmt: skip
-    base = bases.pop()  # "": recorded before bases were: the base here now
+    base, name, base_id = bases.pop()  # "": recorded before bases were: the base here now
     engine = engine_for(cfg)
     engine.ensure()
     ensure_wheelhouse(cfg)
-    if base and base != cfg.base_image:
-        note(f"rebuilding on the base they were built on: {base}")
-    rebuilt_cfg, varied = rebuild(cfg.replace(base_image=base or cfg.base_image), revision,
-                                  apps, variants, known.artifacts)  # fmt: skip
+    with base_named(engine, base, name or base, base_id):
+        rebuilt_cfg, varied = rebuild(cfg.replace(base_image=name or base or cfg.base_image),
+                                      revision, apps, variants, known.artifacts)  # fmt: skip
     results = []
     for record, (app, variant) in zip(records, [(a, v) for a in apps for v in variants],
                                       strict=True):  # fmt: skip

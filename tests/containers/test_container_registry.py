@@ -91,6 +91,7 @@ def test_push_records_what_the_registry_serves(published: dict, local_registry: 
     local = engine_for(CFG)
     base = CFG.base_image if local.exists(CFG.base_image) else CFG.local_base
     assert local.layers(image_ref(APP, VARIANT))[: len(local.layers(base))] == local.layers(base)
+    assert published["base_name"] == base  # the name it was built FROM
     if base == CFG.base_image:
         assert published["base"] == CFG.base_image
     else:
@@ -280,6 +281,7 @@ def push_small(addr: str, tmp_path: Path) -> tuple[list[dict], str]:
     published.json that already holds one record; return (records, error line)."""
     cfg = CFG.replace(registry=f"{addr}/small", image_prefix="grocery-pushtest-")
     tag = cfg.tag(APP, VARIANT)
+    cfg = cfg.replace(base_image=tag)  # its own base: no base to push before it
     scratch_image(tag, tmp_path / "ctx", size=4 << 20)
     image = ENGINE_OBJ.image_id(tag)
     out = tmp_path / "published.json"
