@@ -25,6 +25,7 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 
+from . import explain
 from .apps import parse_selection
 from .common import ROOT, ScriptError, note, shown, step
 from .config import Config
@@ -158,15 +159,38 @@ def push_refs(engine: Engine, image: str, refs: list[str]) -> str:
     return digest
 
 
-def published_base(engine: Engine, tag: str, pushed: dict[str, str]) -> tuple[str, str]:
-    """The base tag was built on, as others can pull it, and the name it was built FROM
+def recorded_base(engine: Engine, app: str, variant: str, image: str) -> str:
+    """The ID of the base image was built on, from its build record (explain), or "" when
+    there is no record of that image."""
+    try:
+        record = json.loads(explain.record_path(engine.cfg, app, variant).read_text())
+    except (OSError, ValueError):
+        return ""
+    if not image or not image.endswith(str(record.get("image_id", ""))[-64:]):
+        return ""
+    found = {s.get("base image") for s in record.get("steps", {}).values() if isinstance(s, dict)}
+    found.discard(None)
+    return found.pop() if len(found) == 1 else ""
+
+
+def published_base(engine: Engine, app: str, variant: str,
+                   pushed: dict[str, str]) -> tuple[str, str]:  # fmt: skip
+    """The base the image was built on, as others can pull it, and the name it was built FROM
     (buildah writes that name into the image's history): BASE_IMAGE (pinned by digest by
-    default), or LOCAL_BASE pushed to REGISTRY once (pushed: base ID -> ref@digest)."""
-    cfg, layers = engine.cfg, engine.layers(tag)
+    default), or LOCAL_BASE pushed to REGISTRY once (pushed: base ID -> ref@digest). Its
+    build record says which; without one, the base whose layers the image starts with (the
+    multistage runtime starts from scratch: it needs the record)."""
+    cfg = engine.cfg
+    tag = cfg.tag(app, variant)
+    layers, built_on = engine.layers(tag), recorded_base(engine, app, variant, engine.image_id(tag))
     for base in (cfg.base_image, cfg.local_base):
-        base_layers = engine.layers(base)
-        if not base_layers or layers[: len(base_layers)] != base_layers:
-            continue
+        if built_on:
+            if not built_on.endswith(engine.image_id(base)[-64:] or "-"):
+                continue
+        else:
+            base_layers = engine.layers(base)
+            if not base_layers or layers[: len(base_layers)] != base_layers:
+                continue
         if base == cfg.base_image:
             return base, base
         base_id = engine.image_id(base)
@@ -205,7 +229,7 @@ def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[d
                      if created else cfg.source_date_epoch)  # fmt: skip
             if revision != cfg.revision:
                 note(f"{tag} was built at {revision[:12]}, not at {short}: published as such")
-            base, base_name = published_base(engine, tag, bases)
+            base, base_name = published_base(engine, app, variant, bases)
             repository = f"{cfg.registry}/{cfg.image_prefix}{app}"
             refs = [f"{repository}:{variant}", f"{repository}:{variant}-{revision[:12]}"]
             before, started = blobs(local), time.monotonic()

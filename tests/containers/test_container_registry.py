@@ -101,6 +101,21 @@ def test_push_records_what_the_registry_serves(published: dict, local_registry: 
         assert json.loads(body)["config"]["digest"].endswith(local.image_id(base)[-64:])
 
 
+def test_a_multistage_image_names_the_base_its_build_record_names(
+    local_registry: str, tmp_path: Path
+) -> None:
+    """The multistage runtime starts from scratch (no base layer in it): the build record
+    (make explain) says which base its stages used, and that base is recorded."""
+    require_image(image_ref(APP, "multistage"))
+    cfg = CFG.replace(registry=f"{local_registry}/ms{uuid.uuid4().hex[:6]}")
+    (record,) = registry.push(cfg, [APP], ["multistage"], tmp_path / "published.json")
+    local = engine_for(CFG)
+    base = CFG.base_image if local.exists(CFG.base_image) else CFG.local_base
+    assert record["base_name"] == base
+    assert record["base_id"].endswith(local.image_id(base)[-64:])
+    engine(["rmi", *(f"{record['repository']}:{tag}" for tag in record["tags"])])
+
+
 def test_an_image_whose_base_is_gone_is_not_published(local_registry: str, tmp_path: Path) -> None:
     """An image built on a base that is no longer BASE_IMAGE or LOCAL_BASE (rebuilt since)
     could not be rebuilt as published: one line, nothing pushed, nothing recorded."""
