@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import socket
 import threading
 import time
@@ -22,6 +23,7 @@ from containers_support import (
     APPS,
     SERVICES,
     VARIANTS,
+    VENV_PYTHON,
     Service,
     engine,
     http,
@@ -201,3 +203,71 @@ def test_flask_answers_413_to_a_chunked_body_over_its_limit(variant: str) -> Non
         assert health_seconds(service) < 1.0
     finally:
         engine(["rm", "--force", service.name], check=False)
+
+
+# A backend that accepts connections and never answers: the frontend's container shares its
+# network namespace (`--network container:`), so API_URL is plain loopback on either engine.
+STALLED_BACKEND = """
+import socket
+server = socket.create_server(("127.0.0.1", 9000), backlog=64)
+held = []
+while True:
+    held.append(server.accept()[0])
+"""
+
+
+def predict_random_body() -> bytes:
+    """The browser's POST for the "Predict random image" button (the app's own callback id)."""
+    from frontend.app import OUTPUTS, create_app
+    from frontend.settings import Settings
+
+    app = create_app(Settings(api_url="http://127.0.0.1:9"))
+    output = next(key for key in app.callback_map if "predicted-label" in key)
+    return json.dumps({
+        "output": output,
+        "outputs": [{"id": i, "property": p} for i, p in OUTPUTS],
+        "inputs": [{"id": "predict-random", "property": "n_clicks", "value": 1},
+                   {"id": "upload-image", "property": "contents", "value": None}],
+        "state": [{"id": "upload-image", "property": "filename", "value": None}],
+        "changedPropIds": ["predict-random.n_clicks"],
+    }).encode()  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_frontend_stays_responsive_while_its_backend_stalls(variant: str) -> None:
+    """A backend that never answers holds one prediction until REQUEST_TIMEOUT, which then
+    shows the user a sentence; meanwhile the page answers within 1 s."""
+    ref = image_ref("frontend", variant)
+    require_image(ref)
+    port = APPS["frontend"]["port"]
+    stall, name = unique_name("stalled-backend"), unique_name(f"stalled-frontend-{variant}")
+    engine(["run", "--detach", "--name", stall, "--publish", f"127.0.0.1::{port}",
+            "--entrypoint", VENV_PYTHON, ref, "-c", STALLED_BACKEND])  # fmt: skip
+    try:
+        engine(["run", "--detach", "--name", name, *HARDENED, "--network", f"container:{stall}",
+                "--env", "API_URL=http://127.0.0.1:9000", "--env", "REQUEST_TIMEOUT=3",
+                ref])  # fmt: skip
+        service = Service("frontend", variant, name)
+        service.url = "http://" + engine(["port", stall, f"{port}/tcp"]).split()[0]
+        service.wait_healthy()
+        answer: dict = {}
+
+        def predict() -> None:
+            started = time.monotonic()
+            answer["status"], answer["body"] = http(
+                f"{service.url}/_dash-update-component", predict_random_body(),
+                {"Content-Type": "application/json"}, timeout=30)  # fmt: skip
+            answer["seconds"] = time.monotonic() - started
+
+        pending = threading.Thread(target=predict)
+        pending.start()
+        time.sleep(0.5)  # the prediction now waits on the stalled backend
+        for _ in range(3):
+            assert http(f"{service.url}/", timeout=1)[0] == 200, "the page waits on the backend"
+        assert pending.is_alive(), "the prediction did not wait for the backend at all"
+        pending.join(30)
+        assert answer["status"] == 200 and answer["seconds"] < 3 + 5, answer
+        error = json.loads(answer["body"])["response"]["error-message"]["children"]
+        assert error == "The backend at http://127.0.0.1:9000 did not answer within 3 seconds."
+    finally:
+        engine(["rm", "--force", name, stall], check=False)
