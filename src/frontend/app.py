@@ -224,7 +224,8 @@ def layout(settings: Settings) -> html.Div:
                         ),
                         multiple=False,
                         # Files up to 3x the limit reach the server and get a message there;
-                        # the browser itself refuses anything larger (body size bounded).
+                        # the browser itself refuses anything larger (body size bounded), and
+                        # assets/upload_limit.js says so in #upload-refused.
                         max_size=3 * settings.max_upload_bytes,
                         style={
                             "border": "1px dashed #888",
@@ -240,6 +241,15 @@ def layout(settings: Settings) -> html.Div:
                 id="error-message",
                 role="alert",
                 style={"color": "#b00020", "fontWeight": "bold", "minHeight": "1.5em"},
+            ),
+            html.Div(
+                id="upload-refused",
+                role="alert",
+                style={"color": "#b00020", "fontWeight": "bold"},
+                **{
+                    "data-max-size": str(3 * settings.max_upload_bytes),
+                    "data-limit": str(settings.max_upload_bytes),
+                },
             ),
             dcc.Loading(
                 delay_show=300,

@@ -290,6 +290,34 @@ def test_upload_own_image_end_to_end(
     assert _text(driver, "predicted-label") == "-"
 
 
+def test_a_file_the_browser_refuses_as_too_large_gets_a_message(
+    driver: object, backend_url: str, start_frontend: Callable[[str], str], tmp_path: Path
+) -> None:
+    """Over 3x MAX_UPLOAD_BYTES (5 MB by default), dcc.Upload refuses the file in the browser
+    and no callback runs; the page says why, and a random prediction clears it."""
+    from selenium.webdriver.common.by import By
+
+    from grocery import CLASSES
+
+    frontend_url = start_frontend(backend_url)
+    _open(driver, frontend_url)
+    huge = tmp_path / "huge.png"
+    with huge.open("wb") as handle:
+        handle.truncate(16 * 1024 * 1024)
+    driver.get_log("performance")  # type: ignore[attr-defined]  # drop earlier entries
+    upload = driver.find_element(By.CSS_SELECTOR, "#upload-image input[type=file]")  # type: ignore[attr-defined]
+    upload.send_keys(str(huge))
+    _wait_for(driver, lambda d: _text(d, "upload-refused") != "", "the refusal")
+    assert _text(driver, "upload-refused") == (
+        "huge.png is too large (16.0 MB); the limit is 5.0 MB."
+    )
+    assert not any("_dash-update-component" in u for u in _requested_urls(driver))
+    assert _text(driver, "predicted-label") == "-"
+    driver.find_element(By.ID, "predict-random").click()  # type: ignore[attr-defined]
+    _wait_for(driver, lambda d: _text(d, "predicted-label") in CLASSES, "a predicted label")
+    assert _text(driver, "upload-refused") == ""
+
+
 def test_backend_down_shows_plain_error(
     driver: object, start_frontend: Callable[[str], str], tmp_path: Path
 ) -> None:
