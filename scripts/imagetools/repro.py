@@ -230,6 +230,8 @@ def base_named(engine: Engine, base: str, name: str, base_id: str) -> Iterator[N
     use it too. A different image that has the name here gets it back afterwards."""
     before = engine.image_id(name)
     if not base or name == base or (base_id and before.endswith(base_id[-64:])):
+        if before:  # first again, whatever pulled it since (a revision's own tooling may not)
+            engine.name_first(name)
         yield
         return
     note(f"rebuilding on the base they were built on: {base}, as {name}")
@@ -239,6 +241,7 @@ def base_named(engine: Engine, base: str, name: str, base_id: str) -> Iterator[N
         note(f"{name} here is another image ({before[:19]}): it gets the name back afterwards")
     if before != wanted:
         engine.output(["tag", base, name])
+    engine.name_first(name)
     try:
         yield
     finally:
