@@ -329,13 +329,19 @@ class Podman(Engine):
         # history's "FROM <name>"), so the same base under another first name gives another
         # image ID. A pull by digest puts its own name first (a registry test, verify-published,
         # a user's pull), a tag goes last: untag, then tag with ref first.
-        if "@" in ref:
-            return
         image = self.image_id(ref)
-        tags = json.loads(self.inspect(image, "{{json .RepoTags}}") or "[]") or []
-        wanted = ref if "/" in ref.split(":")[0] else f"localhost/{ref}"
+        tags = json.loads(self.inspect(image, "{{json .RepoTags}}") or "[]") or [] if image else []
+        # The stored form of ref (localhost/..., docker.io/library/...); none for a digest.
+        forms = (ref, f"localhost/{ref}", f"docker.io/library/{ref}", f"docker.io/{ref}")
+        wanted = next((form for form in forms if form in tags), "")
+        if not wanted:
+            return
         self.output(["untag", image])
-        self.output(["tag", image, wanted, *(t for t in tags if t != wanted)])
+        try:
+            self.output(["tag", image, wanted, *(t for t in tags if t != wanted)])
+        except ScriptError:
+            self.run(["tag", image, *tags], capture_output=True)  # its names back, as they were
+            raise
 
     def created(self, ref: str) -> int:
         """When the image says it was created, in seconds since the epoch."""

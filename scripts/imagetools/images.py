@@ -344,6 +344,7 @@ def base_image(engine: Engine) -> str:
     if stamp.is_file():
         ref = stamp.read_text().split()[0]
         if engine.exists(ref):
+            engine.name_first(ref)
             return ref
     return baseimage.resolve(engine)
 

@@ -166,7 +166,8 @@ def recorded_base(engine: Engine, app: str, variant: str, image: str) -> str:
         record = json.loads(explain.record_path(engine.cfg, app, variant).read_text())
     except (OSError, ValueError):
         return ""
-    if not image or not image.endswith(str(record.get("image_id", ""))[-64:]):
+    recorded = str(record.get("image_id") or "")
+    if not image or not recorded or not image.endswith(recorded[-64:]):
         return ""
     found = {s.get("base image") for s in record.get("steps", {}).values() if isinstance(s, dict)}
     found.discard(None)
@@ -196,14 +197,19 @@ def published_base(engine: Engine, app: str, variant: str,
         base_id = engine.image_id(base)
         if base_id not in pushed:
             tagged = ":" in base.split("/")[-1]
-            repository = f"{cfg.registry}/{base.rpartition(':')[0] if tagged else base}"
+            name = base.rpartition(":")[0] if tagged else base
+            first = name.split("/")[0]
+            if "/" in name and ("." in first or ":" in first or first == "localhost"):
+                name = name.split("/", 1)[1]  # its own registry's host: not part of the path
+            repository = f"{cfg.registry}/{name}"
             ref = f"{repository}:{base.rpartition(':')[2] if tagged else 'latest'}"
             step(f"pushing the local base {base} to {ref} (a rebuild needs the same base)")
             pushed[base_id] = f"{repository}@{push_refs(engine, base, [ref])}"
         return pushed[base_id], base
     raise ScriptError(f"{tag} is not built on BASE_IMAGE ({cfg.base_image}) or LOCAL_BASE "
-                      f"({cfg.local_base}) as they are now (the base was rebuilt since): "
-                      "`make images` builds it again; nothing recorded for it")  # fmt: skip
+                      f"({cfg.local_base}) as they are now (the base was rebuilt since, or the "
+                      "image has no build record here): `make images` builds it again; nothing "
+                      "recorded for it")  # fmt: skip
 
 
 def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[dict]:

@@ -226,27 +226,39 @@ def rebuild(
 @contextmanager
 def base_named(engine: Engine, base: str, name: str, base_id: str) -> Iterator[None]:
     """The published base (pulled by digest unless here already) under the name the images
-    were built FROM: buildah writes that name into an image's history, so the rebuild must
-    use it too. A different image that has the name here gets it back afterwards."""
-    before = engine.image_id(name)
-    if not base or name == base or (base_id and before.endswith(base_id[-64:])):
-        if before:  # first again, whatever pulled it since (a revision's own tooling may not)
-            engine.name_first(name)
+    were built FROM, first among its names: buildah writes that name into an image's
+    history, so the rebuild must use it too. A base that cannot be had, or is another
+    image, is one line. A different image that had the name here gets it back afterwards."""
+    if not base:  # published before bases were recorded: the base here now
         yield
         return
-    note(f"rebuilding on the base they were built on: {base}, as {name}")
-    engine.output(["pull", base])
-    wanted = engine.image_id(base)
-    if before and before != wanted:
-        note(f"{name} here is another image ({before[:19]}): it gets the name back afterwards")
-    if before != wanted:
-        engine.output(["tag", base, name])
+    before = engine.image_id(name)
+    retagged = False
+    if not (before and (not base_id or before.endswith(base_id[-64:]))):
+        note(f"rebuilding on the base they were built on: {base}"
+             + (f", as {name}" if name != base else ""))  # fmt: skip
+        pulled = engine.run(["pull", base], capture_output=True, text=True)
+        if pulled.returncode != 0:
+            why = (pulled.stderr.strip().splitlines() or ["no answer"])[-1]
+            raise ScriptError(f"cannot pull {base}, the base the images were built on: {why}")
+        if name != base:
+            if before:
+                note(f"{name} here is another image ({before[:19]}): it gets the name back after")
+            engine.output(["tag", base, name])
+            retagged = True
+    found = engine.image_id(name)
+    if base_id and not found.endswith(base_id[-64:]):
+        raise ScriptError(f"{name} is {found[:19] or 'missing'}, not the base the images were "
+                          f"built on ({base_id[:19]})")  # fmt: skip
     engine.name_first(name)
     try:
         yield
     finally:
-        if before and before != wanted:
-            engine.output(["tag", before, name])
+        if retagged and before:
+            try:
+                engine.output(["tag", before, name])
+            except ScriptError as exc:
+                note(f"could not give {name} back to {before[:19]}: {exc}")
 
 
 def verify_published(cfg: Config, argv: list[str]) -> int:

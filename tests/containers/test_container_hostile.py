@@ -266,6 +266,7 @@ def test_frontend_stays_responsive_while_its_backend_stalls(variant: str) -> Non
             assert http(f"{service.url}/", timeout=1)[0] == 200, "the page waits on the backend"
         assert pending.is_alive(), "the prediction did not wait for the backend at all"
         pending.join(30)
+        assert "seconds" in answer, f"the prediction request got no answer: {answer}"
         assert answer["status"] == 200 and answer["seconds"] < 3 + 5, answer
         error = json.loads(answer["body"])["response"]["error-message"]["children"]
         assert error == "The backend at http://127.0.0.1:9000 did not answer within 3 seconds."

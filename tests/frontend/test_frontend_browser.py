@@ -301,6 +301,10 @@ def test_a_file_the_browser_refuses_as_too_large_gets_a_message(
 
     frontend_url = start_frontend(backend_url)
     _open(driver, frontend_url)
+    # The page's own load callback is done before the log is emptied.
+    _wait_for(
+        driver, lambda d: _text(d, "backend-status").startswith("The backend is ready"), "status"
+    )
     huge = tmp_path / "huge.png"
     with huge.open("wb") as handle:
         handle.truncate(16 * 1024 * 1024)
@@ -311,6 +315,7 @@ def test_a_file_the_browser_refuses_as_too_large_gets_a_message(
     assert _text(driver, "upload-refused") == (
         "huge.png is too large (16.0 MB); the limit is 5.0 MB."
     )
+    time.sleep(1)  # time enough for an upload's callback to start, had the file been taken
     assert not any("_dash-update-component" in u for u in _requested_urls(driver))
     assert _text(driver, "predicted-label") == "-"
     driver.find_element(By.ID, "predict-random").click()  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@ differs between Docker and Podman, with fake clients (no engine runs)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -144,6 +145,42 @@ def test_podman_pins_an_image_s_times_to_its_base_s(make_engine, fake_client) ->
     assert podman.build_flags("base:1")[:2] == ["--timestamp", "1700000000"]
     with pytest.raises(ScriptError, match="cannot read the creation time of gone:1"):
         podman.build_flags("gone:1")
+
+
+TAGS = '["127.0.0.1:5000/g/grocery-base:1", "localhost/grocery-base:1"]'
+
+
+@pytest.mark.parametrize(("ref", "first"), [
+    ("grocery-base:1", "localhost/grocery-base:1"),  # stored under localhost/
+    ("127.0.0.1:5000/g/grocery-base:1", "127.0.0.1:5000/g/grocery-base:1"),  # a registry's
+])  # fmt: skip
+def test_podman_makes_the_base_s_stored_name_its_first(make_engine, fake_client, ref: str,
+                                                       first: str) -> None:  # fmt: skip
+    """buildah writes an image's first name into what is built on it ("FROM <name>"): the
+    base gets its names back with the chosen one first, in the form Podman stored it."""
+    fake_client.answer(f"image inspect --format {{{{.Id}}}} {ref}", "abc\n")
+    fake_client.answer("image inspect --format {{json .RepoTags}} abc", TAGS + "\n")
+    make_engine("podman").name_first(ref)
+    others = [t for t in json.loads(TAGS) if t != first]
+    assert fake_client.calls[-2:] == [["untag", "abc"], ["tag", "abc", first, *others]]
+
+
+def test_podman_leaves_no_base_nameless(make_engine, fake_client) -> None:
+    """A failed tag after the untag gives every name back, then says what failed."""
+    fake_client.answer("image inspect --format {{.Id}} grocery-base:1", "abc\n")
+    fake_client.answer("image inspect --format {{json .RepoTags}} abc", TAGS + "\n")
+    fake_client.answer("tag abc localhost/grocery-base:1", err="Error: no space\n", code=125)
+    with pytest.raises(ScriptError, match="no space"):
+        make_engine("podman").name_first("grocery-base:1")
+    assert fake_client.calls[-1] == ["tag", "abc", *json.loads(TAGS)]
+
+
+def test_a_digest_or_an_engine_without_names_changes_nothing(make_engine, fake_client) -> None:
+    fake_client.answer("image inspect --format {{.Id}}", "abc\n")
+    fake_client.answer("image inspect --format {{json .RepoTags}} abc", TAGS + "\n")
+    make_engine("podman").name_first(f"127.0.0.1:5000/g/grocery-base@sha256:{'1' * 64}")
+    make_engine("docker").name_first("grocery-base:1")
+    assert not [c for c in fake_client.calls if c[0] in ("untag", "tag")]
 
 
 def test_save_writes_a_docker_archive_with_either_engine(make_engine, fake_client,
