@@ -275,13 +275,13 @@ test: $(VENV)/.installed browser-deps nix-deps images ## Run every test: unit, b
 	@$(MAKE) test-podman
 
 .PHONY: test-podman
-test-podman: $(VENV)/.installed ## Build every image with Podman (layer cache on) and run the image, service, stack and registry tests on them
+test-podman: $(VENV)/.installed ## Build every image with Podman (layer cache on) and run the image, structure, scan, service, stack and registry tests on them
 	@$(MAKE) images ENGINE=podman
 	@echo ">> pytest (images and services built by Podman)"
 	@ENGINE=podman $(VPY) -m pytest -m container tests/containers/test_container_images.py \
 	  tests/containers/test_container_hostile.py tests/containers/test_container_services.py \
 	  tests/containers/test_container_stack.py tests/containers/test_container_registry.py \
-	  tests/containers/test_container_labels.py \
+	  tests/containers/test_container_labels.py tests/containers/test_container_structure.py \
 	  $(PYTEST_ARGS)
 
 .PHONY: test-incremental

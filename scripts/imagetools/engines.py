@@ -17,7 +17,10 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -151,6 +154,12 @@ class Engine:
 
     def compose(self) -> list[str]:
         raise NotImplementedError
+
+    @contextmanager
+    def docker_api(self) -> Iterator[dict[str, str]]:
+        """The environment in which a tool that speaks the Docker Engine API (syft's
+        `docker:` source, container-structure-test) sees this engine's images."""
+        yield {}
 
     def start(self) -> None:
         raise NotImplementedError
@@ -398,6 +407,28 @@ class Podman(Engine):
         # Debian 12's podman-compose 1.0.3 ignores pids_limit (later releases read it): give
         # every container compose.yaml's limit (256 for each service; the stack test checks it).
         return ["podman-compose", "--podman-run-args=--pids-limit=256"]
+
+    @contextmanager
+    def docker_api(self) -> Iterator[dict[str, str]]:
+        """Podman serves the Docker API on a socket of its own while the tool runs."""
+        with tempfile.TemporaryDirectory(prefix="podman-api-") as folder:
+            socket, log = Path(folder) / "podman.sock", Path(folder) / "service.log"
+            with log.open("w") as sink:
+                service = subprocess.Popen(
+                    [*self.command[0], "system", "service", "--time=0", f"unix://{socket}"],
+                    stdout=subprocess.DEVNULL, stderr=sink)  # fmt: skip
+            try:
+                deadline = time.monotonic() + 30
+                while not socket.exists():
+                    if service.poll() is not None or time.monotonic() > deadline:
+                        service.kill()
+                        why = log.read_text().strip()
+                        raise ScriptError(f"`podman system service` did not start: {why[-300:]}")
+                    time.sleep(0.1)
+                yield {"DOCKER_HOST": f"unix://{socket}"}
+            finally:
+                service.terminate()
+                service.wait(timeout=30)
 
     def start(self) -> None:
         if not shutil.which("podman"):
