@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 CI = ROOT / ".github" / "workflows" / "ci.yml"
 BENCH = ROOT / ".github" / "workflows" / "bench.yml"
+LOCKS = ROOT / ".github" / "workflows" / "update-locks.yml"
 ACTIONLINT = tool("actionlint")
 SHELLCHECK = tool("shellcheck")
 PINNED = re.compile(r"^([\w.-]+/[\w./-]+)@([0-9a-f]{40})$")
@@ -89,7 +90,7 @@ def all_uses() -> list[tuple[str, int, str, str]]:
 
 
 def test_the_workflows_exist() -> None:
-    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "bench.yml"}
+    assert {p.name for p in WORKFLOWS} >= {"ci.yml", "bench.yml", "update-locks.yml"}
 
 
 def test_actionlint_passes() -> None:
@@ -154,6 +155,10 @@ def test_permissions_are_read_only(path: Path) -> None:
         if (path, name) == (CI, "publish"):  # writes packages, on pushes to main only
             assert permissions == {"contents": "read", "packages": "write"}
             assert job["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+            continue
+        if (path, name) == (LOCKS, "locks"):  # pushes a branch and opens a pull request
+            assert permissions == {"contents": "write", "pull-requests": "write"}
+            assert set(triggers(workflow)) == {"schedule", "workflow_dispatch"}
             continue
         granted = permissions.values() if isinstance(permissions, dict) else [permissions]
         assert "write" not in granted, f"{path.name}: job {name} grants write"
@@ -236,3 +241,69 @@ def test_image_jobs_hand_cache_flags_to_the_build(monkeypatch: pytest.MonkeyPatc
         argv = shlex.split(recipe[1].replace("$$(BUILD_FLAGS)", value))
         images.main(Config(), "image", ["trainer", "uv", *argv])
         assert built.pop() == value.split()
+
+
+def test_dependabot_moves_the_pinned_actions() -> None:
+    config = load(ROOT / ".github" / "dependabot.yml")
+    assert config["version"] == 2
+    updates = {(u["package-ecosystem"], u["directory"]) for u in config["updates"]}
+    assert updates == {("github-actions", "/")}
+
+
+def test_lock_updates_upgrade_then_check_then_propose() -> None:
+    runs = [step.get("run", "") for _, step in steps(load(LOCKS))]
+    order = [next(i for i, r in enumerate(runs) if needle in r)
+             for needle in ("make lock-upgrade", "make lock-check", "gh pr create")]  # fmt: skip
+    assert order == sorted(order), runs
+
+
+def _propose_step(tmp_path: Path, change: bool) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run update-locks.yml's last step in a throw-away clone: `github.com` is a local bare
+    repository (git's url.insteadOf) and `gh` a stand-in that records its arguments."""
+    script = next(s for _, s in steps(load(LOCKS)) if "gh pr create" in s.get("run", ""))["run"]
+    origin, work, bin_dir = tmp_path / "origin.git", tmp_path / "work", tmp_path / "bin"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    subprocess.run(["git", "init", "-q", str(work)], check=True)
+    (work / "requirements").mkdir()
+    (work / "requirements" / "app.txt").write_text("flask==3.0.0\n")
+    subprocess.run([*git, "-C", str(work), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(work), "commit", "-qm", "first"], check=True)
+    if change:
+        (work / "requirements" / "app.txt").write_text("flask==3.0.1\n")
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/gh-args\n')
+    (bin_dir / "gh").chmod(0o755)
+    remote = "https://x-access-token:tok@github.com/owner/repo.git"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "GH_TOKEN": "tok",
+           "GITHUB_REPOSITORY": "owner/repo", "RUNNER_TEMP": str(tmp_path),
+           "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"url.{origin}.insteadOf",
+           "GIT_CONFIG_VALUE_0": remote}  # fmt: skip
+    result = subprocess.run(["bash", "-e", "-c", script], cwd=work, env=env,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    return result, origin
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+
+
+def test_lock_updates_propose_a_branch_and_a_pull_request(tmp_path: Path) -> None:
+    result, origin = _propose_step(tmp_path, change=True)
+    assert result.returncode == 0, result.stderr
+    branches = _git(origin, "branch", "--list", "update-locks/*").split()
+    assert len(branches) == 1
+    shown = _git(origin, "show", f"{branches[0]}:requirements/app.txt")
+    assert shown == "flask==3.0.1\n"
+    args = (tmp_path / "gh-args").read_text().splitlines()
+    assert args[:4] == ["pr", "create", "--head", branches[0]]
+    assert "requirements/app.txt" in (tmp_path / "gh-args").read_text()
+
+
+def test_lock_updates_propose_nothing_when_the_locks_are_current(tmp_path: Path) -> None:
+    result, origin = _propose_step(tmp_path, change=False)
+    assert result.returncode == 0, result.stderr
+    assert "already at the newest allowed pins" in result.stdout
+    assert not (tmp_path / "gh-args").exists()
+    assert _git(origin, "branch", "--list") == ""
