@@ -42,8 +42,8 @@ def api_env() -> Iterator[dict[str, str]]:
         yield dict(os.environ, **extra)
 
 
-def each_wanted(request: pytest.FixtureRequest, test: str, work: Callable) -> dict:
-    """work(app, variant) for every image the session's `test` items ask for, three at a
+def each_wanted(request: pytest.FixtureRequest, test: str, work: Callable, jobs: int) -> dict:
+    """work(app, variant) for every image the session's `test` items ask for, `jobs` at a
     time (both tools mostly wait on the engine); an AssertionError is kept for its test."""
     wanted = sorted({(item.callspec.params["app"], item.callspec.params["variant"])
                      for item in request.session.items
@@ -56,7 +56,7 @@ def each_wanted(request: pytest.FixtureRequest, test: str, work: Callable) -> di
         except AssertionError as exc:
             return exc
 
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         return dict(zip(wanted, pool.map(one, wanted), strict=True))
 
 
@@ -72,7 +72,9 @@ def structure_reports(request: pytest.FixtureRequest, api_env: dict) -> dict:
     def work(app: str, variant: str) -> dict:
         return structure_test(image_ref(app, variant), configs(app, variant), api_env)
 
-    return each_wanted(request, "test_image_keeps_its_structure_contract", work)
+    # container-structure-test commits a container for each test: as many as the engine takes.
+    return each_wanted(request, "test_image_keeps_its_structure_contract", work,
+                       ENGINE_OBJ.api_commits_at_once)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +83,7 @@ def scans(request: pytest.FixtureRequest, api_env: dict) -> dict:
         request,
         "test_scanner_sees_exactly_the_lock",
         lambda app, variant: scanned_pins(image_ref(app, variant), api_env),
+        3,
     )
 
 
