@@ -433,7 +433,11 @@ class Podman(Engine):
                 yield {"DOCKER_HOST": f"unix://{socket}"}
             finally:
                 service.terminate()
-                service.wait(timeout=30)
+                try:
+                    service.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    service.kill()
+                    service.wait()
 
     def start(self) -> None:
         if not shutil.which("podman"):

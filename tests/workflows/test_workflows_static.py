@@ -156,7 +156,7 @@ def test_permissions_are_read_only(path: Path) -> None:
             assert permissions == {"contents": "read", "packages": "write"}
             assert job["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
             continue
-        if (path, name) == (LOCKS, "locks"):  # pushes a branch and opens a pull request
+        if (path, name) == (LOCKS, "propose"):  # pushes a branch and opens a pull request
             assert permissions == {"contents": "write", "pull-requests": "write"}
             assert set(triggers(workflow)) == {"schedule", "workflow_dispatch"}
             continue
@@ -250,14 +250,23 @@ def test_dependabot_moves_the_pinned_actions() -> None:
     assert updates == {("github-actions", "/")}
 
 
-def test_lock_updates_upgrade_then_check_then_propose() -> None:
-    runs = [step.get("run", "") for _, step in steps(load(LOCKS))]
-    order = [next(i for i, r in enumerate(runs) if needle in r)
-             for needle in ("make lock-upgrade", "make lock-check", "gh pr create")]  # fmt: skip
-    assert order == sorted(order), runs
+def test_lock_updates_run_pypi_code_without_write_access() -> None:
+    """pip-compile (which may build a source package) runs in a job with a read-only token;
+    the job that may write runs no make target, only git and gh on the locks it is handed."""
+    jobs = load(LOCKS)["jobs"]
+    upgrade = [step.get("run", "") for step in jobs["upgrade"]["steps"]]
+    assert upgrade.index("make lock-upgrade") < upgrade.index("make lock-check")
+    assert "permissions" not in jobs["upgrade"]  # the workflow's contents: read
+    assert jobs["propose"]["needs"] == "upgrade"
+    propose = "\n".join(step.get("run", "") for step in jobs["propose"]["steps"])
+    assert not re.search(r"^\s*make\b", propose, re.MULTILINE) and "gh pr create" in propose
+    handed = [step["with"] for step in jobs["propose"]["steps"]
+              if step.get("uses", "").startswith("actions/download-artifact@")]  # fmt: skip
+    assert handed == [{"name": "locks", "path": "requirements/"}]
 
 
-def _propose_step(tmp_path: Path, change: bool) -> tuple[subprocess.CompletedProcess, Path]:
+def _propose_step(tmp_path: Path, change: bool,
+                  open_pr: str = "") -> tuple[subprocess.CompletedProcess, Path]:  # fmt: skip
     """Run update-locks.yml's last step in a throw-away clone: `github.com` is a local bare
     repository (git's url.insteadOf) and `gh` a stand-in that records its arguments."""
     script = next(s for _, s in steps(load(LOCKS)) if "gh pr create" in s.get("run", ""))["run"]
@@ -272,13 +281,17 @@ def _propose_step(tmp_path: Path, change: bool) -> tuple[subprocess.CompletedPro
     if change:
         (work / "requirements" / "app.txt").write_text("flask==3.0.1\n")
     bin_dir.mkdir()
-    (bin_dir / "gh").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/gh-args\n')
+    # gh: one line per call; `pr list` finds an open pull request when OPEN_PR is set.
+    (bin_dir / "gh").write_text(
+        f'#!/bin/sh\necho "$*" >> {tmp_path}/gh-calls\n'
+        '[ "$1 $2" = "pr list" ] && [ -n "$OPEN_PR" ] && echo "$OPEN_PR"\nexit 0\n'
+    )
     (bin_dir / "gh").chmod(0o755)
-    remote = "https://x-access-token:tok@github.com/owner/repo.git"
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "GH_TOKEN": "tok",
            "GITHUB_REPOSITORY": "owner/repo", "RUNNER_TEMP": str(tmp_path),
            "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"url.{origin}.insteadOf",
-           "GIT_CONFIG_VALUE_0": remote}  # fmt: skip
+           "GIT_CONFIG_VALUE_0": "https://github.com/owner/repo.git",
+           "OPEN_PR": open_pr}  # fmt: skip
     result = subprocess.run(["bash", "-e", "-c", script], cwd=work, env=env,
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     return result, origin
@@ -292,18 +305,25 @@ def _git(repo: Path, *args: str) -> str:
 def test_lock_updates_propose_a_branch_and_a_pull_request(tmp_path: Path) -> None:
     result, origin = _propose_step(tmp_path, change=True)
     assert result.returncode == 0, result.stderr
-    branches = _git(origin, "branch", "--list", "update-locks/*").split()
-    assert len(branches) == 1
-    shown = _git(origin, "show", f"{branches[0]}:requirements/app.txt")
-    assert shown == "flask==3.0.1\n"
-    args = (tmp_path / "gh-args").read_text().splitlines()
-    assert args[:4] == ["pr", "create", "--head", branches[0]]
-    assert "requirements/app.txt" in (tmp_path / "gh-args").read_text()
+    assert _git(origin, "show", "update-locks:requirements/app.txt") == "flask==3.0.1\n"
+    calls = (tmp_path / "gh-calls").read_text().splitlines()
+    assert calls[0] == "auth setup-git"
+    assert calls[1].startswith("pr list --head update-locks")
+    assert calls[2].startswith("pr create --head update-locks --title Locks: newest allowed")
+    assert "requirements/app.txt" in (tmp_path / "body.md").read_text()
+
+
+def test_lock_updates_update_the_open_pull_request(tmp_path: Path) -> None:
+    result, _ = _propose_step(tmp_path, change=True, open_pr="42")
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "gh-calls").read_text().splitlines()
+    assert calls[2].startswith("pr edit update-locks --title")
+    assert not [call for call in calls if call.startswith("pr create")]
 
 
 def test_lock_updates_propose_nothing_when_the_locks_are_current(tmp_path: Path) -> None:
     result, origin = _propose_step(tmp_path, change=False)
     assert result.returncode == 0, result.stderr
     assert "already at the newest allowed pins" in result.stdout
-    assert not (tmp_path / "gh-args").exists()
+    assert not (tmp_path / "gh-calls").exists()
     assert _git(origin, "branch", "--list") == ""
