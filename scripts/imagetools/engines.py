@@ -407,6 +407,15 @@ class Podman(Engine):
         if not shutil.which("podman-compose") and os.geteuid() == 0:
             step("installing Debian's podman-compose")
             install(["podman-compose"])
+        # Services find each other by name: on CNI networks (Debian 12's Podman 4.3) only
+        # with the dnsname plugin, which apt installs as a mere recommendation.
+        backend = self.output(["info", "--format", "{{.Host.NetworkBackend}}"]).strip()
+        if backend == "cni" and not Path(CNI_DNSNAME).exists():
+            if os.geteuid() != 0:
+                raise ScriptError(f"{CNI_DNSNAME} is missing: the services cannot find each "
+                                  f"other by name (apt-get install {DNSNAME_PACKAGE})")  # fmt: skip
+            step(f"installing Debian's {DNSNAME_PACKAGE} (container names on CNI networks)")
+            install([DNSNAME_PACKAGE])
         if not shutil.which("podman-compose"):
             raise ScriptError("podman-compose is not installed (apt-get install podman-compose)")
         # Debian 12's podman-compose 1.0.3 ignores pids_limit (later releases read it): give
@@ -464,6 +473,10 @@ class Podman(Engine):
         )
         note(f"this machine caps resource limits below Podman's defaults: wrote "
              f"{PODMAN_ULIMITS_CONF}")  # fmt: skip
+
+
+CNI_DNSNAME = "/usr/lib/cni/dnsname"
+DNSNAME_PACKAGE = "golang-github-containernetworking-plugin-dnsname"
 
 
 def engine_for(cfg: Config) -> Engine:
