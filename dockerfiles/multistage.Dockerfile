@@ -1,7 +1,8 @@
 # Multi-stage: uv installs into a venv in a builder stage; the runtime is a distroless-style
 # root made from the same base (no shell, no package manager, no pip, no uv, no compiler)
-# that carries only the venv and the app. One Dockerfile for every app: imagetools/images.py
-# assembles the build context (lock.txt, tools.txt, wheels/, app/, prune_rootfs.py).
+# that carries only the venv's layers and the app. One Dockerfile for every app:
+# imagetools/images.py assembles the build context (deps/<n>/, tools/, buildtime/, prune.txt,
+# app/: see pip.Dockerfile).
 # KIND: which stage is the image, `service` or `job` (the last stage says why).
 ARG KIND=service
 ARG BASE_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
@@ -10,44 +11,71 @@ ARG BASE_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352db
 FROM ${BASE_IMAGE} AS runtime-root
 # Build stages never run as services (DL3057 wants each stage to say so).
 HEALTHCHECK NONE
-# The mounted script reaches the cache key through its sha256 (see DEPS_SHA256 below).
+# The mounted script reaches the cache key through its sha256 (see DEPS<n>_SHA256 below).
 ARG ROOTFS_SHA256=unset
-RUN --mount=type=bind,source=prune_rootfs.py,target=/tmp/prune_rootfs.py \
+RUN --mount=type=bind,source=buildtime/prune_rootfs.py,target=/tmp/prune_rootfs.py \
     echo "runtime-root inputs: sha256:${ROOTFS_SHA256}" \
  && python3 /tmp/prune_rootfs.py /runtime
 
-# ---- builder: the venv, exactly the lock, pruned of the files listed under `prune` in
-# dockerfiles/apps.toml (torch's headers and C++ tests, package test suites), bytecode
-# compiled hash-based ---------------------------------------------------------------------
-# The `date` lines are timestamps imagetools/bench_builds.py reads from the build log.
+# ---- builder: the venv in three layers (dockerfiles/apps.toml [[layer]]: torch, the numeric
+# stack, the rest), each exactly its part of the lock, pruned of the files listed under `prune`
+# in dockerfiles/apps.toml (torch's headers and C++ tests, package test suites), its bytecode
+# compiled hash-based, and staged as /tmp/layers/<n>/ for the runtime to copy one by one
+# (layer.py). uv is unpacked from its hash-checked wheel once; a step with no pins adds nothing.
+# Every file a step mounts reaches its cache key through DEPS<n>_SHA256 / TOOLS_SHA256 (see
+# the uv variant). The `date` lines are read by imagetools/bench_builds.py.
 FROM ${BASE_IMAGE} AS builder
 HEALTHCHECK NONE
-# Every file this RUN mounts reaches the cache key through DEPS_SHA256, the sha256 of every
-# context file outside app/ that imagetools/images.py (step_inputs) computes from the bytes on
-# disk: Podman keys a RUN on its text, build args and parent layer, not on mounted content.
-ARG DEPS_SHA256=unset
-RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
-    --mount=type=bind,source=tools.txt,target=/tmp/build/tools.txt \
-    --mount=type=bind,source=wheels,target=/tmp/build/wheels \
-    --mount=type=bind,source=scrub_venv.py,target=/tmp/build/scrub_venv.py \
-    --mount=type=bind,source=prune_venv.py,target=/tmp/build/prune_venv.py \
+ARG TOOLS_SHA256=unset
+RUN --mount=type=bind,source=tools,target=/tmp/build/tools \
+    --mount=type=bind,source=buildtime,target=/tmp/build/bin \
+    echo "setup inputs: sha256:${TOOLS_SHA256}" \
+ && python3 /tmp/build/bin/layer.py tools /tmp/build/tools --uv /tmp/uv \
+ && UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never /tmp/uv/uv venv --quiet --python python3 /opt/venv
+
+ARG DEPS1_SHA256=unset
+RUN --mount=type=bind,source=deps/1,target=/tmp/build/deps \
+    --mount=type=bind,source=buildtime,target=/tmp/build/bin \
     --mount=type=bind,source=prune.txt,target=/tmp/build/prune.txt \
-    echo "dependency inputs: sha256:${DEPS_SHA256}" \
+    echo "dependency layer 1 inputs: sha256:${DEPS1_SHA256}" \
  && date "+bench-mark begin %s.%N" \
- && python3 -m venv /tmp/uv \
- && /tmp/uv/bin/python -m pip install --no-index --find-links /tmp/build/wheels \
-      --require-hashes --no-deps --no-cache-dir --disable-pip-version-check --quiet \
-      -r /tmp/build/tools.txt \
  && date "+bench-mark install %s.%N" \
- && UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never /tmp/uv/bin/uv venv --quiet --python python3 /opt/venv \
- && UV_NO_CACHE=1 /tmp/uv/bin/uv pip install --quiet --python /opt/venv/bin/python \
-      --no-index --find-links /tmp/build/wheels --require-hashes --no-deps \
-      --link-mode copy -r /tmp/build/lock.txt \
- && python3 /tmp/build/scrub_venv.py /opt/venv \
+ && UV_NO_CACHE=1 /tmp/uv/uv pip install --quiet --python /opt/venv/bin/python \
+      --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
+      --link-mode copy -r /tmp/build/deps/lock.txt \
  && date "+bench-mark compile %s.%N" \
- && python3 /tmp/build/prune_venv.py /opt/venv /tmp/build/prune.txt \
- && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash \
-      -x "py312_intrinsics" /opt/venv/lib \
+ && python3 /tmp/build/bin/layer.py finish /opt/venv --prune /tmp/build/prune.txt \
+      --stage /tmp/layers \
+ && date "+bench-mark end %s.%N"
+
+ARG DEPS2_SHA256=unset
+RUN --mount=type=bind,source=deps/2,target=/tmp/build/deps \
+    --mount=type=bind,source=buildtime,target=/tmp/build/bin \
+    --mount=type=bind,source=prune.txt,target=/tmp/build/prune.txt \
+    echo "dependency layer 2 inputs: sha256:${DEPS2_SHA256}" \
+ && date "+bench-mark begin %s.%N" \
+ && date "+bench-mark install %s.%N" \
+ && UV_NO_CACHE=1 /tmp/uv/uv pip install --quiet --python /opt/venv/bin/python \
+      --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
+      --link-mode copy -r /tmp/build/deps/lock.txt \
+ && date "+bench-mark compile %s.%N" \
+ && python3 /tmp/build/bin/layer.py finish /opt/venv --prune /tmp/build/prune.txt \
+      --stage /tmp/layers \
+ && date "+bench-mark end %s.%N"
+
+ARG DEPS3_SHA256=unset
+RUN --mount=type=bind,source=deps/3,target=/tmp/build/deps \
+    --mount=type=bind,source=buildtime,target=/tmp/build/bin \
+    --mount=type=bind,source=prune.txt,target=/tmp/build/prune.txt \
+    echo "dependency layer 3 inputs: sha256:${DEPS3_SHA256}" \
+ && date "+bench-mark begin %s.%N" \
+ && date "+bench-mark install %s.%N" \
+ && UV_NO_CACHE=1 /tmp/uv/uv pip install --quiet --python /opt/venv/bin/python \
+      --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
+      --link-mode copy -r /tmp/build/deps/lock.txt \
+ && date "+bench-mark compile %s.%N" \
+ && python3 /tmp/build/bin/layer.py finish /opt/venv --prune /tmp/build/prune.txt \
+      --stage /tmp/layers --last \
  && date "+bench-mark end %s.%N"
 
 # ---- runtime ------------------------------------------------------------------------------
@@ -60,7 +88,9 @@ ENV VIRTUAL_ENV=/opt/venv \
     HOME=/home/nonroot
 
 COPY --from=runtime-root /runtime/ /
-COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /tmp/layers/1/ /
+COPY --from=builder /tmp/layers/2/ /
+COPY --from=builder /tmp/layers/3/ /
 COPY app/ /app/
 
 USER 65532:65532

@@ -1,5 +1,7 @@
 # Single stage, plain pip: the baseline. One Dockerfile for every app: imagetools/images.py
-# assembles the build context (lock.txt, wheels/, app/) from dockerfiles/apps.toml.
+# assembles the build context from dockerfiles/apps.toml (deps/<n>/: each dependency layer's
+# part of the lock and its wheels; tools/: the locked installers; buildtime/: helper scripts;
+# app/).
 # Hermetic: every RUN works with --network=none; packages come only from the context's
 # hash-checked wheels.
 # KIND: which stage is the image, `service` or `job` (the last stage says why).
@@ -14,37 +16,69 @@ ENV VIRTUAL_ENV=/opt/venv \
     PYTHONUNBUFFERED=1 \
     HOME=/home/nonroot
 
-# Dependencies before source: this layer depends only on the lock and its wheels, so a
-# code-only change reuses it. pip runs from a throw-away venv so the app's venv holds
-# exactly the lock; bytecode is compiled hash-based (no timestamps) for reproducibility; torch ships
-# one Python 3.12-only test module, which is excluded from compilation.
-# The `date` lines are timestamps imagetools/bench_builds.py reads from the build log. The
-# base's setuid/setgid bits (su, mount, passwd, ...) are dropped: no service needs them.
-# Every file this RUN mounts reaches the cache key through DEPS_SHA256, the sha256 of every
-# context file outside app/ that imagetools/images.py (step_inputs) computes from the bytes on
-# disk: Podman keys a RUN on its text, build args and parent layer, not on mounted content.
-ARG DEPS_SHA256=unset
-RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
-    --mount=type=bind,source=wheels,target=/tmp/build/wheels \
-    echo "dependency inputs: sha256:${DEPS_SHA256}" \
- && date "+bench-mark begin %s.%N" \
- && python3 -m venv /tmp/pip \
- && date "+bench-mark install %s.%N" \
- && python3 -m venv --without-pip /opt/venv \
- && /tmp/pip/bin/python -m pip --python /opt/venv/bin/python install \
-      --no-index --find-links /tmp/build/wheels --require-hashes --no-deps \
-      --no-compile --no-cache-dir --disable-pip-version-check --quiet \
-      -r /tmp/build/lock.txt \
- && date "+bench-mark compile %s.%N" \
- && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash \
-      -x "py312_intrinsics" /opt/venv/lib \
- && date "+bench-mark end %s.%N" \
- && rm -rf /tmp/pip \
+# The image's own setup, which no input of the build changes: the base's setuid/setgid bits
+# (su, mount, passwd, ...) dropped, as no service needs them; the nonroot user; an empty venv.
+RUN echo "setup inputs: the base image only" \
  && find / -xdev -type f -perm /6000 -exec chmod ug-s {} + \
  && echo "nonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin" >> /etc/passwd \
  && echo "nonroot:x:65532:" >> /etc/group \
  && mkdir -p /home/nonroot \
- && chown 65532:65532 /home/nonroot
+ && chown 65532:65532 /home/nonroot \
+ && python3 -m venv --without-pip /opt/venv
+
+# Dependencies before source, in three layers (dockerfiles/apps.toml [[layer]]: torch, the
+# numeric stack, the rest), so that a bump of a small package re-installs only the last one.
+# Each step installs exactly its part of the lock, hash-checked, from the context's wheels,
+# with the locked pip run straight from its wheel (the image keeps no pip), then compiles
+# its own files' bytecode, hash-based (layer.py). A step with no pins adds nothing.
+# Every file a step mounts reaches its cache key through DEPS<n>_SHA256, the sha256 of that
+# layer's lock and wheels, the tools and the helper scripts, which imagetools/images.py
+# (step_inputs) computes from the bytes on disk: Podman keys a RUN on its text, build args and
+# parent layer, not on mounted content. The `date` lines are read by imagetools/bench_builds.py.
+ARG DEPS1_SHA256=unset
+RUN --mount=type=bind,source=deps/1,target=/tmp/build/deps \
+    --mount=type=bind,source=tools,target=/tmp/build/tools \
+    --mount=type=bind,source=buildtime,target=/tmp/build/bin \
+    echo "dependency layer 1 inputs: sha256:${DEPS1_SHA256}" \
+ && date "+bench-mark begin %s.%N" \
+ && python3 /tmp/build/bin/layer.py tools /tmp/build/tools \
+ && date "+bench-mark install %s.%N" \
+ && /opt/venv/bin/python /tmp/build/tools/pip.whl/pip install --no-index \
+      --find-links /tmp/build/deps --require-hashes --no-deps --no-compile \
+      --no-cache-dir --disable-pip-version-check --quiet -r /tmp/build/deps/lock.txt \
+ && date "+bench-mark compile %s.%N" \
+ && python3 /tmp/build/bin/layer.py finish /opt/venv \
+ && date "+bench-mark end %s.%N"
+
+ARG DEPS2_SHA256=unset
+RUN --mount=type=bind,source=deps/2,target=/tmp/build/deps \
+    --mount=type=bind,source=tools,target=/tmp/build/tools \
+    --mount=type=bind,source=buildtime,target=/tmp/build/bin \
+    echo "dependency layer 2 inputs: sha256:${DEPS2_SHA256}" \
+ && date "+bench-mark begin %s.%N" \
+ && python3 /tmp/build/bin/layer.py tools /tmp/build/tools \
+ && date "+bench-mark install %s.%N" \
+ && /opt/venv/bin/python /tmp/build/tools/pip.whl/pip install --no-index \
+      --find-links /tmp/build/deps --require-hashes --no-deps --no-compile \
+      --no-cache-dir --disable-pip-version-check --quiet -r /tmp/build/deps/lock.txt \
+ && date "+bench-mark compile %s.%N" \
+ && python3 /tmp/build/bin/layer.py finish /opt/venv \
+ && date "+bench-mark end %s.%N"
+
+ARG DEPS3_SHA256=unset
+RUN --mount=type=bind,source=deps/3,target=/tmp/build/deps \
+    --mount=type=bind,source=tools,target=/tmp/build/tools \
+    --mount=type=bind,source=buildtime,target=/tmp/build/bin \
+    echo "dependency layer 3 inputs: sha256:${DEPS3_SHA256}" \
+ && date "+bench-mark begin %s.%N" \
+ && python3 /tmp/build/bin/layer.py tools /tmp/build/tools \
+ && date "+bench-mark install %s.%N" \
+ && /opt/venv/bin/python /tmp/build/tools/pip.whl/pip install --no-index \
+      --find-links /tmp/build/deps --require-hashes --no-deps --no-compile \
+      --no-cache-dir --disable-pip-version-check --quiet -r /tmp/build/deps/lock.txt \
+ && date "+bench-mark compile %s.%N" \
+ && python3 /tmp/build/bin/layer.py finish /opt/venv \
+ && date "+bench-mark end %s.%N"
 
 COPY app/ /app/
 

@@ -1,6 +1,6 @@
 # Single stage, uv: the same lock and wheels as the pip variant, installed by uv. One
-# Dockerfile for every app: imagetools/images.py assembles the build context (lock.txt,
-# tools.txt, wheels/, app/) from dockerfiles/apps.toml.
+# Dockerfile for every app: imagetools/images.py assembles the build context from
+# dockerfiles/apps.toml (deps/<n>/, tools/, buildtime/, app/: see pip.Dockerfile).
 # Hermetic: every RUN works with --network=none; packages come only from the context's
 # hash-checked wheels.
 # KIND: which stage is the image, `service` or `job` (the last stage says why).
@@ -15,42 +15,80 @@ ENV VIRTUAL_ENV=/opt/venv \
     PYTHONUNBUFFERED=1 \
     HOME=/home/nonroot
 
-# Dependencies before source: this layer depends only on the locks and their wheels, so a
-# code-only change reuses it. uv itself comes from the hash-locked wheelhouse (its ghcr
-# image cannot be pulled everywhere) into a throw-away venv: the image keeps no uv, no pip
-# and no cache. Bytecode is compiled hash-based, exactly as in the pip variant. The `date`
-# lines are timestamps imagetools/bench_builds.py reads from the build log. The base's
-# setuid/setgid bits (su, mount, passwd, ...) are dropped: no service needs them.
-# Every file this RUN mounts reaches the cache key through DEPS_SHA256, the sha256 of every
-# context file outside app/ that imagetools/images.py (step_inputs) computes from the bytes on
-# disk: Podman keys a RUN on its text, build args and parent layer, not on mounted content.
-ARG DEPS_SHA256=unset
-RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt \
-    --mount=type=bind,source=tools.txt,target=/tmp/build/tools.txt \
-    --mount=type=bind,source=wheels,target=/tmp/build/wheels \
-    --mount=type=bind,source=scrub_venv.py,target=/tmp/build/scrub_venv.py \
-    echo "dependency inputs: sha256:${DEPS_SHA256}" \
- && date "+bench-mark begin %s.%N" \
- && python3 -m venv /tmp/uv \
- && /tmp/uv/bin/python -m pip install --no-index --find-links /tmp/build/wheels \
-      --require-hashes --no-deps --no-cache-dir --disable-pip-version-check --quiet \
-      -r /tmp/build/tools.txt \
- && date "+bench-mark install %s.%N" \
- && UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never /tmp/uv/bin/uv venv --quiet --python python3 /opt/venv \
- && UV_NO_CACHE=1 /tmp/uv/bin/uv pip install --quiet --python /opt/venv/bin/python \
-      --no-index --find-links /tmp/build/wheels --require-hashes --no-deps \
-      --link-mode copy -r /tmp/build/lock.txt \
- && python3 /tmp/build/scrub_venv.py /opt/venv \
- && date "+bench-mark compile %s.%N" \
- && python3 -m compileall -q -j 0 --invalidation-mode unchecked-hash \
-      -x "py312_intrinsics" /opt/venv/lib \
- && date "+bench-mark end %s.%N" \
- && rm -rf /tmp/uv \
+# The image's own setup, which only the tools change: the base's setuid/setgid bits (su,
+# mount, passwd, ...) dropped, as no service needs them; the nonroot user; an empty venv made
+# by uv. uv comes from the hash-locked wheelhouse (its ghcr image cannot be pulled
+# everywhere): layer.py checks its wheel against requirements/tools.txt and unpacks the
+# binary, which is deleted again in the same step. The image keeps no uv, no pip, no cache.
+ARG TOOLS_SHA256=unset
+RUN --mount=type=bind,source=tools,target=/tmp/build/tools \
+    --mount=type=bind,source=buildtime,target=/tmp/build/bin \
+    echo "setup inputs: sha256:${TOOLS_SHA256}" \
  && find / -xdev -type f -perm /6000 -exec chmod ug-s {} + \
  && echo "nonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin" >> /etc/passwd \
  && echo "nonroot:x:65532:" >> /etc/group \
  && mkdir -p /home/nonroot \
- && chown 65532:65532 /home/nonroot
+ && chown 65532:65532 /home/nonroot \
+ && python3 /tmp/build/bin/layer.py tools /tmp/build/tools --uv /tmp/uv \
+ && UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never /tmp/uv/uv venv --quiet --python python3 /opt/venv \
+ && rm -rf /tmp/uv
+
+# Dependencies before source, in three layers (dockerfiles/apps.toml [[layer]]: torch, the
+# numeric stack, the rest), so that a bump of a small package re-installs only the last one.
+# Each step installs exactly its part of the lock, hash-checked, from the context's wheels,
+# then compiles its own files' bytecode, hash-based, exactly as in the pip variant
+# (layer.py). A step with no pins adds nothing.
+# Every file a step mounts reaches its cache key through DEPS<n>_SHA256, the sha256 of that
+# layer's lock and wheels, the tools and the helper scripts, which imagetools/images.py
+# (step_inputs) computes from the bytes on disk: Podman keys a RUN on its text, build args and
+# parent layer, not on mounted content. The `date` lines are read by imagetools/bench_builds.py.
+ARG DEPS1_SHA256=unset
+RUN --mount=type=bind,source=deps/1,target=/tmp/build/deps \
+    --mount=type=bind,source=tools,target=/tmp/build/tools \
+    --mount=type=bind,source=buildtime,target=/tmp/build/bin \
+    echo "dependency layer 1 inputs: sha256:${DEPS1_SHA256}" \
+ && date "+bench-mark begin %s.%N" \
+ && python3 /tmp/build/bin/layer.py tools /tmp/build/tools --uv /tmp/uv \
+ && date "+bench-mark install %s.%N" \
+ && UV_NO_CACHE=1 /tmp/uv/uv pip install --quiet --python /opt/venv/bin/python \
+      --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
+      --link-mode copy -r /tmp/build/deps/lock.txt \
+ && date "+bench-mark compile %s.%N" \
+ && python3 /tmp/build/bin/layer.py finish /opt/venv \
+ && date "+bench-mark end %s.%N" \
+ && rm -rf /tmp/uv
+
+ARG DEPS2_SHA256=unset
+RUN --mount=type=bind,source=deps/2,target=/tmp/build/deps \
+    --mount=type=bind,source=tools,target=/tmp/build/tools \
+    --mount=type=bind,source=buildtime,target=/tmp/build/bin \
+    echo "dependency layer 2 inputs: sha256:${DEPS2_SHA256}" \
+ && date "+bench-mark begin %s.%N" \
+ && python3 /tmp/build/bin/layer.py tools /tmp/build/tools --uv /tmp/uv \
+ && date "+bench-mark install %s.%N" \
+ && UV_NO_CACHE=1 /tmp/uv/uv pip install --quiet --python /opt/venv/bin/python \
+      --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
+      --link-mode copy -r /tmp/build/deps/lock.txt \
+ && date "+bench-mark compile %s.%N" \
+ && python3 /tmp/build/bin/layer.py finish /opt/venv \
+ && date "+bench-mark end %s.%N" \
+ && rm -rf /tmp/uv
+
+ARG DEPS3_SHA256=unset
+RUN --mount=type=bind,source=deps/3,target=/tmp/build/deps \
+    --mount=type=bind,source=tools,target=/tmp/build/tools \
+    --mount=type=bind,source=buildtime,target=/tmp/build/bin \
+    echo "dependency layer 3 inputs: sha256:${DEPS3_SHA256}" \
+ && date "+bench-mark begin %s.%N" \
+ && python3 /tmp/build/bin/layer.py tools /tmp/build/tools --uv /tmp/uv \
+ && date "+bench-mark install %s.%N" \
+ && UV_NO_CACHE=1 /tmp/uv/uv pip install --quiet --python /opt/venv/bin/python \
+      --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
+      --link-mode copy -r /tmp/build/deps/lock.txt \
+ && date "+bench-mark compile %s.%N" \
+ && python3 /tmp/build/bin/layer.py finish /opt/venv \
+ && date "+bench-mark end %s.%N" \
+ && rm -rf /tmp/uv
 
 COPY app/ /app/
 

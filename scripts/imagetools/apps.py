@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .common import ROOT, ScriptError, shown
 from .config import VARIANTS
+from .lockfile import normalize
 
 APPS_FILE = ROOT / "dockerfiles" / "apps.toml"
 
@@ -26,6 +27,9 @@ APP_KEYS = {
     "model": "a folder name under the trainer's artifacts",
     "prune": "a list of glob strings",
 }
+LAYERS_KEY = "layer"  # [[layer]]: the dependency layers, shared by every app (not an app)
+MAX_LAYERS = 2  # named layers; the Dockerfiles have one more dependency step, `rest`
+REST = "rest"
 APP_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")  # a valid image repository name
 
 
@@ -41,6 +45,8 @@ def app_problems(apps: dict, root: Path = ROOT) -> list[str]:
         if not isinstance(spec, dict):
             problems.append(f"[{app}] must be a table")
             continue
+        if app == LAYERS_KEY:
+            problems.append(f"[{app}]: {app!r} is the dependency layers' key, not an app name")
         if not APP_NAME.match(app):
             problems.append(f"[{app}]: app names are lower-case letters, digits and . _ -")
         problems += [f"[{app}]: unknown key {key!r} (known: {', '.join(APP_KEYS)})"
@@ -81,18 +87,70 @@ def app_problems(apps: dict, root: Path = ROOT) -> list[str]:
     return problems
 
 
+def layer_problems(layers: object) -> list[str]:
+    """Every problem of the [[layer]] tables, one line each (empty: valid)."""
+    if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
+        return ["[[layer]] must be tables, each with a name and a list of packages"]
+    problems = []
+    if len(layers) > MAX_LAYERS:
+        problems.append(f"[[layer]]: at most {MAX_LAYERS} layers (the Dockerfiles have "
+                        f"{MAX_LAYERS + 1} dependency steps, the last one `{REST}`)")  # fmt: skip
+    seen: dict[str, str] = {}
+    for number, layer in enumerate(layers, 1):
+        name, packages = layer.get("name"), layer.get("packages")
+        if not isinstance(name, str) or not APP_NAME.match(name) or name == REST:
+            problems.append(f"[[layer]] {number}: name must be a lower-case word, not {REST!r}")
+        if not packages or not _is_strings(packages):
+            problems.append(f"[[layer]] {number}: packages must be a non-empty list of names")
+            continue
+        problems += [f"[[layer]] {number}: unknown key {key!r} (known: name, packages)"
+                     for key in layer if key not in ("name", "packages")]  # fmt: skip
+        for package in packages:
+            if package != normalize(package):
+                problems.append(f"[[layer]] {name}: write {package!r} as {normalize(package)!r}")
+            elif package in seen:
+                problems.append(f"[[layer]] {name}: {package} is already in {seen[package]}")
+            seen[package] = str(name)
+    return problems
+
+
 @cache
-def load_apps() -> dict[str, dict]:
-    """dockerfiles/apps.toml, checked: every problem is one line of the error."""
+def _load() -> tuple[dict[str, dict], tuple[tuple[str, frozenset[str]], ...]]:
     try:
         with APPS_FILE.open("rb") as handle:
-            apps = tomllib.load(handle)
+            data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ScriptError(f"{shown(APPS_FILE)}: {exc}") from None
-    problems = app_problems(apps)
+    layers = data.pop(LAYERS_KEY, [])
+    problems = layer_problems(layers) + app_problems(data)
     if problems:
         raise ScriptError("\n".join(f"{shown(APPS_FILE)}: {p}" for p in problems))
-    return apps
+    named = tuple((layer["name"], frozenset(layer["packages"])) for layer in layers)
+    return data, named
+
+
+def load_apps() -> dict[str, dict]:
+    """dockerfiles/apps.toml's apps, checked: every problem is one line of the error."""
+    return _load()[0]
+
+
+load_apps.cache_clear = _load.cache_clear  # type: ignore[attr-defined]
+
+
+def dependency_layers() -> list[str]:
+    """The names of the dependency layers, in build order: the named ones, then `rest`."""
+    return [*(name for name, _ in _load()[1]), REST]
+
+
+def split_lock(pins: list) -> list[list]:
+    """An app's pins (lockfile.Pin), one list per dependency layer, in build order; lists
+    may be empty. The last layer holds every pin no named layer lists."""
+    named = _load()[1]
+    split: list[list] = [[] for _ in range(len(named) + 1)]
+    for pin in pins:
+        index = next((i for i, (_, names) in enumerate(named) if pin.name in names), len(named))
+        split[index].append(pin)
+    return split
 
 
 def app_spec(app: str) -> dict:

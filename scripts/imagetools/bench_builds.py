@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import bench_report, bench_serve, images
-from .apps import app_spec, check_variant, load_apps
+from .apps import app_spec, check_variant, load_apps, split_lock
 from .common import ROOT, ScriptError, note, step
 from .config import VARIANTS, Config
 from .engines import Engine, engine_for
@@ -48,8 +48,18 @@ SCENARIOS = ("cold", "warm", "code", "dep")
 ALIASES = {"deps": "dep", "deps-change": "dep", "no-op": "warm"}
 HEALTH_TIMEOUT = 120.0
 POLL = 0.05
-# Small pure-Python packages to move to another version for `dep`: the first in the lock wins.
-DEP_CANDIDATES = ("packaging", "typing-extensions", "click", "idna", "blinker", "itsdangerous")
+# Small pure-Python packages to move to another version for `dep`: the first one in the app's
+# last dependency layer (`rest`) wins, the weekly bot's typical bump.
+DEP_CANDIDATES = (
+    "fastapi",
+    "flask",
+    "packaging",
+    "typing-extensions",
+    "click",
+    "idna",
+    "blinker",
+    "itsdangerous",
+)
 MARK = re.compile(r"bench-mark (begin|install|compile|end) (\d+(?:\.\d+)?)\s*$")
 FAIRNESS = ("same base, same wheelhouse, same engine command; pip --no-compile and uv (no "
             "compile) both followed by the same `python3 -m compileall --invalidation-mode "
@@ -71,13 +81,17 @@ def plan(apps: list[str], variants: list[str], scenarios: list[str], repeat: int
 
 
 def parse_marks(log: str) -> dict[str, float]:
-    """Install segments (seconds) from the `bench-mark` timestamps of a build log."""
-    marks = {m[1]: float(m[2]) for line in log.splitlines() if (m := MARK.search(line))}
+    """Install segments (seconds) from the `bench-mark` timestamps of a build log, summed over
+    the dependency steps that ran (a cached step prints none)."""
+    found: dict[str, list[float]] = {}
+    for line in log.splitlines():
+        if match := MARK.search(line):
+            found.setdefault(match[1], []).append(float(match[2]))
     segments = {"setup_s": ("begin", "install"), "install_s": ("install", "compile"),
                 "compile_s": ("compile", "end"), "install_step_s": ("begin", "end")}  # fmt: skip
-    return {name: round(marks[end] - marks[start], 3)
+    return {name: round(sum(b - a for a, b in zip(found[start], found[end], strict=True)), 3)
             for name, (start, end) in segments.items()
-            if start in marks and end in marks}  # fmt: skip
+            if found.get(start) and len(found[start]) == len(found.get(end, []))}  # fmt: skip
 
 
 def step_cache(log: str) -> dict[str, int]:
@@ -105,12 +119,16 @@ def swap_pin(lock: str, name: str, version: str, sha256: str) -> str:
     return lock[: found[0].start()] + new + lock[found[0].end() :]
 
 
-def layer_sizes(archive: Path) -> list[int]:
-    """gzip -6 size of each layer of a saved image (`save` output), in manifest order."""
+def layer_sizes(archive: Path, only: set[int] | None = None) -> list[int]:
+    """gzip -6 size of each layer of a saved image (`save` output), in manifest order (0 for
+    a layer whose index is not in `only`, when given)."""
     sizes = []
     with tarfile.open(archive) as tar:
         manifest = tar.extractfile("manifest.json")
-        for name in json.load(manifest)[0]["Layers"] if manifest else []:
+        for index, name in enumerate(json.load(manifest)[0]["Layers"] if manifest else []):
+            if only is not None and index not in only:
+                sizes.append(0)
+                continue
             handle, size = tar.extractfile(name), 0
             compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
             while handle and (chunk := handle.read(1 << 20)):
@@ -173,16 +191,19 @@ class Bench:
         self.work.mkdir(parents=True)
         (self.work / "wheelhouse").symlink_to(self.main_cfg.wheelhouse.resolve())
         self.hashes = wheel_hashes(self.cfg)
+        self.by_hash = {digest: self.cfg.wheelhouse / name for name, digest in self.hashes.items()}
         self.base_layers = len(self.layers(self.base_image))
         self.dep_changes = ({app: self.dep_change(app) for app in self.args.apps}
                             if "dep" in self.args.scenarios else {})  # fmt: skip
 
     def dep_change(self, app: str) -> dict:
         """The pin moved in the `dep` scenario and its other wheel, fetched once and reused."""
-        pins = {p.name: p for p in read_lock(ROOT / "requirements" / f"{app}.txt")}
+        rest = split_lock(read_lock(ROOT / "requirements" / f"{app}.txt"))[-1]
+        pins = {p.name: p for p in rest}
         pin = next((pins[name] for name in DEP_CANDIDATES if name in pins), None)
         if pin is None:
-            raise ScriptError(f"none of {', '.join(DEP_CANDIDATES)} is in {app}'s lock")
+            raise ScriptError(f"none of {', '.join(DEP_CANDIDATES)} is in the last dependency "
+                              f"layer of {app}'s lock")  # fmt: skip
         cache = self.args.out / "wheels"
         cache.mkdir(parents=True, exist_ok=True)
         manifest = cache / "dep-change.json"
@@ -260,19 +281,26 @@ class Bench:
                 handle.write(f"# bench code change {uuid.uuid4().hex}\n")
         elif scenario == "dep":
             change = self.dep_changes[app]
-            lock, wheel = ctx / "lock.txt", ctx / "wheels" / change["wheel"]
-            undo += [(lock, lock.read_bytes()), (wheel, None)]
+            lock, wheel = ctx / "lock.txt", self.args.out / "wheels" / change["wheel"]
+            undo.append((lock, lock.read_bytes()))
             text = swap_pin(lock.read_text(), change["package"], change["to"], change["sha256"])
-            # A fresh comment too: each repeat's change must miss the cache like the first.
-            lock.write_text(f"{text}# bench dependency change {uuid.uuid4().hex}\n")
-            shutil.copy(self.args.out / "wheels" / change["wheel"], wheel)
-        first = len(self.engine.builds)
+            lock.write_text(text)
+            # A fresh comment in the last layer's lock too: each repeat's change must miss the
+            # cache like the first.
+            images.write_layers(
+                ctx,
+                self.by_hash | {change["sha256"]: wheel},
+                f"# bench dependency change {uuid.uuid4().hex}\n",
+            )
+        first, before = len(self.engine.builds), self.layers(self.cfg.tag(app, variant))
         try:  # build_image normalizes the context's times and modes, before and after a change
             wall = images.build_image(self.engine, app, variant, ctx, self.base_image,
                                       ["--no-cache"] if scenario == "cold" else [])  # fmt: skip
         finally:
             for path, content in undo:
                 path.unlink(missing_ok=True) if content is None else path.write_bytes(content)
+            if scenario == "dep":
+                images.write_layers(ctx, self.by_hash)
         log = (self.cfg.build_dir / "logs" / self.cfg.engine
                / f"{self.cfg.image_prefix}{app}-{variant}.log").read_text()  # fmt: skip
         kept = self.out / "logs" / f"{number:03d}-{app}-{variant}-{scenario}.log"
@@ -290,9 +318,21 @@ class Bench:
             "layers": len(self.layers(tag)), **step_cache(log), **parse_marks(log),
             "explain": json.loads(explained.read_text())["lines"] if explained.is_file() else [],
         }  # fmt: skip
+        if scenario == "dep":  # what a registry receives again for this bump
+            record |= self.new_layer_bytes(tag, before)
         if scenario == "cold" and record["cached_steps"]:
             note(f"warning: {record['cached_steps']} step(s) came from the cache in a cold build")
         return record
+
+    def new_layer_bytes(self, tag: str, before: list[str]) -> dict:
+        """The layers of tag that the image before the build did not have: how many, and
+        their size as pushed (gzip -6)."""
+        after = self.layers(tag)
+        new = {i for i, layer in enumerate(after) if layer not in set(before)}
+        with tempfile.TemporaryDirectory(dir=self.work) as tmp:
+            self.engine.save(tag, Path(tmp) / "image.tar")
+            sizes = layer_sizes(Path(tmp) / "image.tar", only=new)
+        return {"new_layers": len(new), "new_layer_bytes": sum(sizes)}
 
     def measure_image(self, app: str, variant: str) -> None:
         tag, started = self.cfg.tag(app, variant), time.monotonic()

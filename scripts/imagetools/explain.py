@@ -7,9 +7,9 @@ engine's decision (cached or ran, read from BuildKit's plain progress or Podman'
 build/explain/<engine>/<tag>.json. Comparing it with the last build of the same image gives
 one line per step:
 
-    flask:uv deps: re-ran, requirements/flask.txt: scikit-learn 1.9.0 -> 1.9.1
+    flask:uv deps-numeric: re-ran, requirements/flask.txt: scikit-learn 1.9.0 -> 1.9.1
+    flask:uv deps-rest: re-ran, the dependency layers before it
     flask:uv app: re-ran, src/flask_api/views.py changed
-    flask:uv deps: cached
 
 A step the engine reused although an input changed, and whose layer records other inputs
 than the current ones, fails the build (the safety net under the cache keys); a step the
@@ -26,19 +26,24 @@ import re
 import sys
 from pathlib import Path
 
-from .apps import check_variant
+from .apps import check_variant, dependency_layers
 from .common import ROOT, ScriptError, shown
 from .config import Config
 from .lockfile import read_lock
 
-# Each step of the Dockerfiles: a marker in its instruction (for the engine's log) and in
-# the Dockerfile (the text up to and including that line is one of the step's inputs).
-STEPS = {
-    "rootfs": ("runtime-root inputs", "prune_rootfs.py /runtime"),
-    "deps": ("dependency inputs", "bench-mark end"),
-    "app": ("COPY app/ /app/", "COPY app/ /app/"),
-}
-KEY = re.compile(r"DEPS_SHA256=([0-9a-f]{64})")
+
+# Each step of the Dockerfiles: the marker in its instruction, which finds it in the engine's
+# log and in the Dockerfile (the text up to the end of that instruction is one of the step's
+# inputs). Dependency layer n is the step `deps-<its apps.toml name>`.
+def steps_of(variant: str) -> dict[str, str]:
+    steps = {"rootfs": "runtime-root inputs"} if variant == "multistage" else {}
+    steps["setup"] = "setup inputs"
+    for number, name in enumerate(dependency_layers(), 1):
+        steps[f"deps-{name}"] = f"dependency layer {number} inputs"
+    return steps | {"app": "COPY app/ /app/"}
+
+
+KEY = re.compile(r"\b((?:TOOLS|DEPS\d)_SHA256)=([0-9a-f]{64})")
 
 
 def source_name(app: str, spec: dict, rel: str) -> str:
@@ -53,61 +58,74 @@ def source_name(app: str, spec: dict, rel: str) -> str:
         if inner.startswith("model/"):
             return f"artifacts/{spec['model']}/{inner.removeprefix('model/')}"
         return f"src/{inner}"
-    names = {"lock.txt": f"requirements/{app}.txt", "tools.txt": "requirements/tools.txt",
+    names = {"tools/tools.txt": "requirements/tools.txt", "tools/pip.whl": "pip's wheel",
              "prune.txt": f"dockerfiles/apps.toml [{app}].prune",
              ".dockerignore": "dockerfiles/context.dockerignore"}  # fmt: skip
     if rel in names:
         return names[rel]
-    return f"build/wheelhouse/{rel[7:]}" if rel.startswith("wheels/") else helpers + rel
+    if rel.startswith("deps/") and rel.endswith("/lock.txt"):
+        return f"requirements/{app}.txt"
+    if rel.endswith(".whl"):
+        return f"build/wheelhouse/{rel.rsplit('/', 1)[-1]}"
+    return helpers + rel.removeprefix("buildtime/")
 
 
 def dockerfile_upto(dockerfile: Path, marker: str) -> str:
-    """sha256 of the Dockerfile's text up to and including the line holding marker."""
+    """sha256 of the Dockerfile's text up to the end of the instruction holding marker."""
     lines = dockerfile.read_text().splitlines(keepends=True)
     end = next((i for i, line in enumerate(lines) if marker in line), len(lines) - 1)
+    while end + 1 < len(lines) and lines[end].rstrip().endswith("\\"):
+        end += 1
     return hashlib.sha256("".join(lines[: end + 1]).encode()).hexdigest()
 
 
 def step_inputs(app: str, spec: dict, variant: str, digests: dict[str, str],
                 base_id: str) -> dict[str, dict[str, str]]:  # fmt: skip
-    """{step: {input name: digest}} for the variant's steps, from the context's digests.
+    """{step: {input name: digest}} for the variant's steps, from the context's digests
+    (the files each step mounts, as images.step_inputs keys them; each step after the first
+    also depends on the steps before it).
 
     Build args that only set labels (VCS_REF, CREATED, ...) are no step's input: BuildKit
     keeps labels in the config; buildah keys a LABEL step on its text, not on the args."""
     dockerfile = ROOT / "dockerfiles" / f"{variant}.Dockerfile"
-    files = {
-        "rootfs": {rel: d for rel, d in digests.items() if rel == "prune_rootfs.py"},
-        "deps": {rel: d for rel, d in digests.items()
-                 if not rel.startswith("app/") and rel != "prune_rootfs.py"},
-        "app": {rel: d for rel, d in digests.items() if rel.startswith("app/")},
-    }  # fmt: skip
+    shared = {rel: d for rel, d in digests.items()
+              if rel.startswith(("tools/", "buildtime/")) or rel == ".dockerignore"}  # fmt: skip
+    files = {"rootfs": {rel: d for rel, d in digests.items() if rel == "buildtime/prune_rootfs.py"},
+             "setup": shared if variant != "pip" else {},
+             "app": {rel: d for rel, d in digests.items() if rel.startswith("app/")}}  # fmt: skip
+    for number, name in enumerate(dependency_layers(), 1):
+        files[f"deps-{name}"] = shared | {rel: d for rel, d in digests.items()
+                                         if rel.startswith(f"deps/{number}/")
+                                         or rel == "prune.txt"}  # fmt: skip
     steps: dict[str, dict[str, str]] = {}
-    for step, (_, marker) in STEPS.items():
-        if step == "rootfs" and variant != "multistage":
-            continue
+    for step, marker in steps_of(variant).items():
         inputs = {
             "base image": base_id,
             f"{shown(dockerfile)} (up to the {step} step)": dockerfile_upto(dockerfile, marker),
         }
         inputs |= {source_name(app, spec, rel): d for rel, d in files[step].items()}
-        if step == "app":  # after the dependency layer
-            inputs["the dependency layer"] = hashlib.sha256(
-                json.dumps(steps["deps"], sort_keys=True).encode()).hexdigest()  # fmt: skip
+        earlier = [s for s in steps if s != "rootfs"]
+        if earlier:
+            before = json.dumps([steps[s] for s in earlier], sort_keys=True).encode()
+            inputs["the steps before it"] = hashlib.sha256(before).hexdigest()
         steps[step] = inputs
     return steps
 
 
 def lock_pins(ctx: Path, app: str) -> dict[str, dict[str, str]]:
     """{lock's repository path: {package: version}}, to name what a lock change moved."""
-    return {f"requirements/{name}.txt": {pin.name: pin.version for pin in read_lock(ctx / rel)}
-            for name, rel in ((app, "lock.txt"), ("tools", "tools.txt"))}  # fmt: skip
+    parts = sorted((ctx / "deps").glob("*/lock.txt"))  # what the dependency steps install
+    tools = read_lock(ctx / "tools" / "tools.txt")
+    return {f"requirements/{app}.txt": {p.name: p.version for part in parts
+                                        for p in read_lock(part)},
+            "requirements/tools.txt": {p.name: p.version for p in tools}}  # fmt: skip
 
 
-def decisions(log: str) -> dict[str, str]:
+def decisions(log: str, variant: str = "uv") -> dict[str, str]:
     """{step: 'cached' | 'ran'} from BuildKit's plain progress or Podman's build log."""
     found: dict[str, str] = {}
     if re.search(r"^#\d+ \[", log, re.M):  # BuildKit: `#7 [builder 3/3] RUN ...`, `#7 CACHED`
-        for step, (marker, _) in STEPS.items():
+        for step, marker in steps_of(variant).items():
             number = next((m[1] for m in re.finditer(r"^#(\d+) \[[^\]]+\] (.*)$", log, re.M)
                            if marker in m[2]), None)  # fmt: skip
             if number:
@@ -115,7 +133,7 @@ def decisions(log: str) -> dict[str, str]:
                 found[step] = "cached" if cached else "ran"
         return found
     blocks = re.split(r"^(?:\[\d+/\d+\] )?STEP \d+/\d+: ", log, flags=re.M)  # Podman
-    for step, (marker, _) in STEPS.items():
+    for step, marker in steps_of(variant).items():
         block = next((b for b in blocks if b.split("\n", 1)[0].find(marker) >= 0), None)
         if block is not None:
             found[step] = "cached" if "--> Using cache" in block else "ran"
@@ -138,6 +156,8 @@ def describe(name: str, before: str | None, after: str | None,
         return f"{name}: {', '.join(moved[:4])}" if moved else f"{name} changed (hashes only)"
     if name == "base image":
         return "base image changed"
+    if name == "the steps before it":
+        return "a step before it changed"
     if name.startswith("build arg "):
         return f"{name}: {before} -> {after}"
     return f"{name} changed"
@@ -147,10 +167,16 @@ Findings = tuple[list[str], list[str], list[str]]
 
 
 def analyse(label: str, previous: dict | None, current: dict, found: dict[str, str],
-            recorded_key: str | None, current_key: str,
+            recorded: dict[str, str], current_keys: dict[str, str],
             no_cache: bool = False) -> Findings:  # fmt: skip
-    """(lines, errors, warnings) for one build, compared with the image's previous build."""
+    """(lines, errors, warnings) for one build, compared with the image's previous build.
+
+    recorded: the step keys (TOOLS_SHA256, DEPS<n>_SHA256) the image's history holds, pip and
+    uv images; current_keys: those of this build's inputs (images.step_inputs)."""
     lines, errors, warnings = [], [], []
+    args = {"setup": "TOOLS_SHA256"} | {
+        f"deps-{name}": f"DEPS{n}_SHA256" for n, name in enumerate(dependency_layers(), 1)
+    }
     for step, inputs in current["steps"].items():
         decision = found.get(step, "unknown")
         old = (previous or {}).get("steps", {}).get(step)
@@ -158,9 +184,11 @@ def analyse(label: str, previous: dict | None, current: dict, found: dict[str, s
                                                 if old.get(n) != inputs.get(n))  # fmt: skip
         pins = ((previous or {}).get("pins", {}), current.get("pins", {}))
         why = [describe(n, (old or {}).get(n), inputs.get(n), pins) for n in changed]
-        if step == "deps" and decision == "cached" and recorded_key not in (None, current_key):
+        arg = args.get(step, "")
+        was, now = recorded.get(arg), current_keys.get(arg)
+        if decision == "cached" and was is not None and was != now:
             errors.append(f"{label} {step}: the engine reused a layer built from other inputs "
-                          f"(DEPS_SHA256 {recorded_key[:12]}, now {current_key[:12]})"
+                          f"({arg} {was[:12]}, now {str(now)[:12]})"
                           + (f" although {why[0]}" if why else "") + ": refusing it")  # fmt: skip
         elif decision == "ran" and why:
             lines.append(f"{label} {step}: re-ran, {'; '.join(why)}")
@@ -181,10 +209,10 @@ def analyse(label: str, previous: dict | None, current: dict, found: dict[str, s
     return lines, errors, warnings
 
 
-def recorded_deps_key(history: str) -> str | None:
-    """The DEPS_SHA256 the image's dependency layer was built with (pip and uv images)."""
-    found = KEY.findall(history)
-    return found[-1] if found else None
+def recorded_keys(history: str) -> dict[str, str]:
+    """The step keys (TOOLS_SHA256, DEPS<n>_SHA256) the image's layers were built with, from
+    its history (pip and uv images: the runtime stage's RUN steps)."""
+    return dict(KEY.findall(history))
 
 
 def record_path(cfg: Config, app: str, variant: str) -> Path:

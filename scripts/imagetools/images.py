@@ -2,8 +2,9 @@
 targets), and `train`, `context`, `clean`.
 
 Each image gets a build context under build/context/<engine>/<tag>/ holding exactly what it
-needs: its lock, the installers' lock, the matching wheels (hard links into the
-wheelhouse), the Python packages named in dockerfiles/apps.toml, the launcher and health
+needs: its lock split into the dependency layers of apps.toml, each part with its wheels
+(hard links into the wheelhouse), the installers' lock and wheels, the Python packages named
+in dockerfiles/apps.toml, the launcher and health
 probe, and for the backend and Flask images the model the trainer image made. Every file's
 mtime is SOURCE_DATE_EPOCH (plus content-derived nanoseconds, so an edit is always seen), so
 the same inputs give the same layers. Builds run with --network=none: nothing is downloaded
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import baseimage, explain
-from .apps import app_spec, check_variant, load_apps
+from .apps import app_spec, check_variant, dependency_layers, load_apps, split_lock
 from .common import ROOT, ScriptError, content_mtime_ns, note, sha256_files, shown, step
 from .config import VARIANTS, Config
 from .engines import Engine, engine_for
@@ -67,13 +68,13 @@ def _normalize(root: Path, epoch: int) -> dict[str, str]:
     Every file gets mode 0644 and an mtime of SOURCE_DATE_EPOCH plus nanoseconds taken from
     its sha256 (common.content_mtime_ns), so that BuildKit, which resends a context file only
     when its size, mode or mtime changed, also resends a same-size edit. The wheels are hard
-    links into the wheelhouse, which already gave them their mode and mtime (wheels.py):
+    links into the wheelhouse, which already gave them their mode and mtime (wheelhouse.py):
     touching them here would change their ctime and so force hashing them again.
     """
     files = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
     digests = sha256_files(files, root.parent / CONTEXT_HASHES)
     for path in files:
-        if path.parent.name == "wheels" and path.parent.parent == root:
+        if path.suffix == ".whl":
             continue
         mtime = content_mtime_ns(epoch, digests[path])
         info = path.stat()
@@ -92,43 +93,80 @@ def context_dir(cfg: Config, app: str, variant: str) -> Path:
     return cfg.build_dir / "context" / cfg.engine / f"{cfg.image_prefix}{app}-{variant}"
 
 
+def _link_wheels(dest: Path, wanted: dict[str, Path]) -> None:
+    """dest/ holds exactly the wanted {file name: wheel}, hard links where possible. Links
+    already right are kept: linking and unlinking move a wheel's ctime (its link count
+    changes), which would make every build hash it again."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for present in dest.iterdir():
+        source = wanted.get(present.name)
+        if present.suffix != ".whl":
+            continue
+        if source is None or not source.exists() or not present.samefile(source):
+            present.unlink()
+    for name, source in sorted(wanted.items()):
+        if not (dest / name).exists():
+            try:
+                os.link(source, dest / name)
+            except OSError:  # another file system: copy instead
+                shutil.copy2(source, dest / name)
+
+
+def _lock_text(path: Path) -> str:
+    """A lock's text without its `# input-sha256:` line: that digest covers dev.txt too,
+    and a change to the test venv's lock must not rebuild every image."""
+    lines = path.read_text().splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("# input-sha"))
+
+
+def _wheel_for(pin, by_hash: dict[str, Path]) -> Path:
+    found = next((by_hash[h] for h in sorted(pin.hashes) if h in by_hash), None)
+    if found is None:
+        raise ScriptError(f"{pin.name}=={pin.version} is not in the wheelhouse")
+    return found
+
+
+def write_layers(ctx: Path, by_hash: dict[str, Path], comment: str = "") -> None:
+    """ctx/deps/<n>/: the part of ctx/lock.txt that goes into dependency layer n (apps.toml
+    [[layer]]) and its wheels (by_hash: {sha256: wheel file}). Called again after the
+    lock changed (the bench's dependency bump, which adds a comment to the last part)."""
+    parts = split_lock(read_lock(ctx / "lock.txt"))
+    for number, pins in enumerate(parts, 1):
+        layer = ctx / "deps" / str(number)
+        wanted = {(w := _wheel_for(pin, by_hash)).name: w for pin in pins}
+        _link_wheels(layer, wanted)
+        text = "".join(f"{pin.requirement}\n" for pin in pins)
+        (layer / "lock.txt").write_text(text + (comment if number == len(parts) else ""))
+
+
 def assemble_context(cfg: Config, app: str, variant: str, hashes: dict[str, str]) -> Path:
-    """build/context/<engine>/<tag>/ for one image (hashes: the wheelhouse's {name: sha256})."""
+    """build/context/<engine>/<tag>/ for one image (hashes: the wheelhouse's {name: sha256}).
+
+    deps/<n>/ (each dependency layer's lock part and wheels), tools/ (the installers' lock,
+    with pip's wheel as pip.whl and uv's), buildtime/ (helper scripts, mounted), prune.txt,
+    app/ (copied into the image) and lock.txt (the whole lock, for the checks; ignored by the
+    engine)."""
     spec = app_spec(app)
     ctx = context_dir(cfg, app, variant)
-    # Everything is made anew but the wheels' hard links: linking and unlinking move the
-    # wheel's ctime (its link count changes), which would make every build hash them again.
     for child in ctx.iterdir() if ctx.exists() else ():
-        if child.name != "wheels":
+        if child.name not in ("deps", "tools"):  # their wheel links are kept (_link_wheels)
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     (ctx / "app").mkdir(parents=True)
-    (ctx / "wheels").mkdir(exist_ok=True)
-    by_hash = {digest: name for name, digest in hashes.items()}
-    wanted = set()
-    for lock in (f"{app}.txt", "tools.txt"):
-        for pin in read_lock(ROOT / "requirements" / lock):
-            name = next((by_hash[h] for h in sorted(pin.hashes) if h in by_hash), None)
-            if name is None:
-                raise ScriptError(f"{pin.name}=={pin.version} is not in the wheelhouse")
-            wanted.add(name)
-    for present in (ctx / "wheels").iterdir():
-        source = cfg.wheelhouse / present.name
-        if present.name not in wanted or not source.exists() or not present.samefile(source):
-            present.unlink()  # not locked any more, or not the wheelhouse's file (a copy)
-    for name in sorted(wanted):
-        if not (ctx / "wheels" / name).exists():
-            try:
-                os.link(cfg.wheelhouse / name, ctx / "wheels" / name)
-            except OSError:  # another file system: copy instead
-                shutil.copy2(cfg.wheelhouse / name, ctx / "wheels" / name)
-    # The locks' pins, without their `# input-sha256:` line: that digest covers dev.txt too,
-    # and a change to the test venv's lock must not rebuild every image.
-    for lock, name in ((f"{app}.txt", "lock.txt"), ("tools.txt", "tools.txt")):
-        lines = (ROOT / "requirements" / lock).read_text().splitlines(keepends=True)
-        (ctx / name).write_text("".join(ln for ln in lines if not ln.startswith("# input-sha")))
+    by_hash = {digest: cfg.wheelhouse / name for name, digest in hashes.items()}
+    (ctx / "lock.txt").write_text(_lock_text(ROOT / "requirements" / f"{app}.txt"))
+    layers = len(dependency_layers())
+    for extra in (ctx / "deps").iterdir() if (ctx / "deps").exists() else ():
+        if not extra.name.isdigit() or not 1 <= int(extra.name) <= layers:
+            shutil.rmtree(extra)
+    write_layers(ctx, by_hash)
+    tools = read_lock(ROOT / "requirements" / "tools.txt")
+    _link_wheels(ctx / "tools", {("pip.whl" if pin.name == "pip" else w.name): w
+                                 for pin in tools if (w := _wheel_for(pin, by_hash))})  # fmt: skip
+    (ctx / "tools" / "tools.txt").write_text(_lock_text(ROOT / "requirements" / "tools.txt"))
     shutil.copy(ROOT / "dockerfiles" / "context.dockerignore", ctx / ".dockerignore")
+    (ctx / "buildtime").mkdir()
     for helper in sorted(BUILD_HELPERS.glob("*.py")):
-        shutil.copy(helper, ctx / helper.name)
+        shutil.copy(helper, ctx / "buildtime" / helper.name)
     (ctx / "prune.txt").write_text("".join(f"{glob}\n" for glob in spec.get("prune", [])))
     for package in spec["packages"]:
         _copy_package(ROOT / "src" / package, ctx / "app" / package)
@@ -145,24 +183,39 @@ def assemble_context(cfg: Config, app: str, variant: str, hashes: dict[str, str]
     return ctx
 
 
+ROOTFS_SCRIPT = "buildtime/prune_rootfs.py"
+
+
 def step_inputs(digests: dict[str, str]) -> dict[str, str]:
     """The build args that carry each RUN step's mounted inputs into the cache key.
 
     Why this is complete: a RUN step can read context files only through its bind mounts, and
-    every mounted file lies outside app/ (a static test checks the Dockerfiles for that).
-    DEPS_SHA256 digests every file outside app/ (locks, wheels, helper scripts, prune list),
-    from the bytes on disk at build time; ROOTFS_SHA256 the one file the multistage
-    runtime-root step mounts. app/ (sources, launch.json from apps.toml, launcher, health
-    probe, model) reaches the image only by COPY, whose cache key is the copied content on
-    both engines; the base image ID and the Dockerfile text are part of every key. Podman
-    needs the two digests: buildah keys a RUN on its text, build args and parent layer only,
-    never on bind-mounted content.
+    every mounted file lies outside app/ and lock.txt (a static test checks the Dockerfiles for
+    that). TOOLS_SHA256 digests tools/ and buildtime/ (the setup step's mounts);
+    DEPS<n>_SHA256 those, prune.txt and deps/<n>/ (dependency layer n's mounts), and so not
+    another layer's lock part or wheels: a bump in the last layer leaves the others' keys
+    alone. ROOTFS_SHA256 is the one file the multistage runtime-root step mounts. All come
+    from the bytes on disk at build time. app/ (sources, launch.json from apps.toml, launcher,
+    health probe, model) reaches the image only by COPY, whose cache key is the copied
+    content on both engines; the base image ID and the Dockerfile text are part of every key.
+    Podman needs the digests: buildah keys a RUN on its text, build args and parent layer
+    only, never on bind-mounted content.
     """
-    deps = hashlib.sha256()
-    for name, digest in sorted(digests.items()):
-        if not name.startswith("app/"):
-            deps.update(f"{digest}  {name}\n".encode())
-    return {"DEPS_SHA256": deps.hexdigest(), "ROOTFS_SHA256": digests["prune_rootfs.py"]}
+
+    def digest(selected: dict[str, str]) -> str:
+        found = hashlib.sha256()
+        for name, value in sorted(selected.items()):
+            found.update(f"{value}  {name}\n".encode())
+        return found.hexdigest()
+
+    shared = {n: d for n, d in digests.items()
+              if n.startswith(("tools/", "buildtime/")) or n == ".dockerignore"}  # fmt: skip
+    args = {"TOOLS_SHA256": digest(shared), "ROOTFS_SHA256": digests[ROOTFS_SCRIPT]}
+    shared |= {n: d for n, d in digests.items() if n == "prune.txt"}
+    for number in range(1, len(dependency_layers()) + 1):
+        part = {n: d for n, d in digests.items() if n.startswith(f"deps/{number}/")}
+        args[f"DEPS{number}_SHA256"] = digest(shared | part)
+    return args
 
 
 def build_image(engine: Engine, app: str, variant: str, ctx: Path, base_image: str,
@@ -226,7 +279,7 @@ def explain_build(engine: Engine, app: str, variant: str, image: str, base_image
         previous = json.loads(path.read_text()) if path.is_file() else None
     except ValueError:
         previous = None
-    found = explain.decisions(log.read_text())
+    found = explain.decisions(log.read_text(), variant)
     record = {
         "image": f"{app}:{variant}", "engine": cfg.engine, "image_id": image,
         "decisions": found, "extra_args": flags,
@@ -234,13 +287,13 @@ def explain_build(engine: Engine, app: str, variant: str, image: str, base_image
                                      engine.image_id(base_image)),
         "pins": explain.lock_pins(ctx, app),
     }  # fmt: skip
-    recorded = None
-    if found.get("deps") == "cached" and variant != "multistage":
+    recorded = {}
+    if "cached" in found.values() and variant != "multistage":
         history = engine.output(["history", "--no-trunc", "--format", "{{.CreatedBy}}", image])
-        recorded = explain.recorded_deps_key(history)
-    key = step_inputs(digests)["DEPS_SHA256"]
+        recorded = explain.recorded_keys(history)
     lines, errors, warnings = explain.analyse(f"{app}:{variant}", previous, record, found,
-                                              recorded, key, "--no-cache" in flags)  # fmt: skip
+                                              recorded, step_inputs(digests),
+                                              "--no-cache" in flags)  # fmt: skip
     if errors:
         remove_untagged(engine, image)
         raise ScriptError("\n".join(errors))

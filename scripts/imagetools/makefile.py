@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tomllib
 
-from .apps import APPS_FILE
+from .apps import APPS_FILE, LAYERS_KEY
 from .config import VARIANTS, Config
 
 
@@ -25,6 +25,7 @@ def main(cfg: Config, command: str, argv: list[str]) -> int:
         apps = tomllib.loads(APPS_FILE.read_text())
     except (OSError, tomllib.TOMLDecodeError):
         apps = {}  # every command names the problem
+    apps.pop(LAYERS_KEY, None)
     print(f"ALL_APPS := {' '.join(apps)}")
     print(f"ALL_VARIANTS := {' '.join(VARIANTS)}")
     for app, spec in apps.items():

@@ -28,6 +28,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+from .apps import LAYERS_KEY
 from .common import ROOT
 from .common import ScriptError as LockError
 from .config import Config
@@ -52,7 +53,7 @@ def app_names() -> list[str]:
     path = ROOT / "dockerfiles" / "apps.toml"
     try:
         with path.open("rb") as handle:
-            return list(tomllib.load(handle))
+            return [name for name in tomllib.load(handle) if name != LAYERS_KEY]
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise LockError(f"cannot read dockerfiles/apps.toml: {exc}") from None
 

@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import time
-import tomllib
 import urllib.error
 import urllib.request
 import uuid
@@ -22,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from imagetools.apps import load_apps
 from imagetools.common import ROOT
 from imagetools.config import VARIANTS, Config
 from imagetools.engines import engine_for
@@ -34,7 +34,7 @@ ENGINE = CFG.engine
 PREFIX = "grocery-test-"
 VENV_PYTHON = "/opt/venv/bin/python"
 NONROOT = "65532"
-APPS: dict[str, dict] = tomllib.loads((ROOT / "dockerfiles" / "apps.toml").read_text())
+APPS: dict[str, dict] = load_apps()
 SERVICES = [app for app, spec in APPS.items() if "port" in spec]
 IMAGES = [(app, variant) for app in APPS for variant in VARIANTS]
 

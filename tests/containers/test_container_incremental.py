@@ -34,6 +34,7 @@ from pathlib import Path
 import pytest
 from containers_support import CFG, ROOT, VENV_PYTHON, copy_repository, read_lock, remove_prefixed
 
+from imagetools import images
 from imagetools.config import VARIANTS
 from imagetools.engines import engine_for
 
@@ -51,6 +52,10 @@ ENV_AFTER = f'env = {{ MODEL_DIR = "{MODEL_DIR}", MAX_CONTENT_LENGTH'  # same si
 PRUNED = "sklearn/datasets/descr"
 DROPPED_PIN = "threadpoolctl"
 ALTERED_WHEEL = "itsdangerous-2.2.0-py3-none-any.whl"
+DEPS_STEPS = ("setup", "deps-torch", "deps-numeric", "deps-rest")  # apps.toml [[layer]]
+# One file under each mounted source, for the names of images.step_inputs's keys.
+CONTEXT = {"tools/tools.txt": "1", "buildtime/prune_rootfs.py": "2", "deps/1/lock.txt": "3",
+           "deps/2/lock.txt": "4", "deps/3/lock.txt": "5"}  # fmt: skip
 SITE = "/opt/venv/lib/python3.11/site-packages"
 
 # Runs in the image: sha256 of the named files, launch.json, distributions, a pruned folder.
@@ -236,7 +241,7 @@ def test_every_input_edited_in_place_reaches_the_image(copy: Copy) -> None:
     assert files != before["files"]
     assert after["launch"]["env"]["MODEL_DIR"] == MODEL_DIR
     explained = copy.explain()
-    assert explained["deps"] == "cached"
+    assert {explained[step] for step in DEPS_STEPS} == {"cached"}, explained
     assert explained["app"].startswith("re-ran, "), explained
     for name in (SOURCE, MODEL, PROBE, f"dockerfiles/apps.toml [{APP}] command/env/port/health"):
         assert f"{name} changed" in explained["app"], (name, explained["app"])
@@ -244,17 +249,18 @@ def test_every_input_edited_in_place_reaches_the_image(copy: Copy) -> None:
         assert f"{ALTERED_WHEEL} does not match its locked sha256" in output
         assert sha(copy.path(f"build/wheelhouse/{ALTERED_WHEEL}").read_bytes()) == locked
 
-    # 2. dependency step: a mounted helper (same size) and a new prune glob.
+    # 2. dependency steps: a mounted helper (same size) and a new prune glob.
     copy.edit(HELPER, scramble_docstring)
     copy.edit("dockerfiles/apps.toml", lambda p: p.write_text(p.read_text().replace(
         'prune = ["scipy/**/tests"', f'prune = ["{PRUNED}", "scipy/**/tests"')))  # fmt: skip
     copy.build()
     assert "bench-mark begin" in copy.build_log(), "the dependency step came from the cache"
     explained = copy.explain()
-    assert explained["deps"].startswith("re-ran, "), explained
-    assert f"dockerfiles/apps.toml [{APP}].prune changed" in explained["deps"]
-    assert f"{HELPER} changed" in explained["deps"]
-    assert "the dependency layer changed" in explained["app"], explained
+    for step in ("deps-numeric", "deps-rest"):  # every layer mounts both
+        assert explained[step].startswith("re-ran, "), explained
+        assert f"dockerfiles/apps.toml [{APP}].prune changed" in explained[step]
+        assert f"{HELPER} changed" in explained[step]
+    assert "a step before it changed" in explained["app"], explained
     assert copy.probe()["pruned_present"] == (copy.variant != "multistage")
 
     # 3. dependency step: one pin removed from the lock.
@@ -270,9 +276,11 @@ def test_every_input_edited_in_place_reaches_the_image(copy: Copy) -> None:
     assert DROPPED_PIN not in dists and "scikit-learn" in dists
     version = next(p.version for p in read_lock(ROOT / "requirements" / f"{APP}.txt")
                    if p.name == DROPPED_PIN)  # fmt: skip
-    explained = copy.explain()["deps"]
-    assert explained.startswith("re-ran, ")
-    assert f"requirements/{APP}.txt: -{DROPPED_PIN} {version}" in explained, explained
+    explained = copy.explain()  # threadpoolctl is in `numeric`; `rest` follows it
+    assert explained["setup"] == explained["deps-torch"] == "cached", explained
+    assert explained["deps-numeric"].startswith("re-ran, ")
+    assert f"requirements/{APP}.txt: -{DROPPED_PIN} {version}" in explained["deps-numeric"]
+    assert explained["deps-rest"] == "re-ran, a step before it changed", explained
 
     # Every edit undone: the original image again.
     copy.undo()
@@ -280,7 +288,8 @@ def test_every_input_edited_in_place_reaches_the_image(copy: Copy) -> None:
     assert copy.probe()["launch"]["env"]["MODEL_DIR"] == "/app/model"
     explained = copy.explain()
     assert all(line.startswith("cached") for line in explained.values()), explained
-    assert explained["deps"].startswith("cached, a layer built earlier from these same inputs")
+    earlier = "cached, a layer built earlier from these same inputs"
+    assert explained["deps-numeric"].startswith(earlier), explained
     if copy.engine == "podman":
         assert copy.image_id() == original_id, "not bit-identical to the first build"
     else:
@@ -293,7 +302,8 @@ def test_an_image_that_misses_its_inputs_is_refused_and_not_tagged(engine: str) 
     fault) and the second one's image is refused, with one line naming it."""
     work = make_copy(engine, "uv")
     try:
-        env = dict(os.environ, IMAGE_PREFIX=work.prefix, BUILD_FLAGS="--build-arg=DEPS_SHA256=same")
+        same = " ".join(f"--build-arg={key}=same" for key in images.step_inputs(CONTEXT))
+        env = dict(os.environ, IMAGE_PREFIX=work.prefix, BUILD_FLAGS=same)
         for app in ("flask", "frontend"):
             result = subprocess.run(
                 ["make", "-C", str(work.root), "image", f"APP={app}", "VARIANT=uv",

@@ -12,6 +12,7 @@ from imagetools.apps import app_problems
 ROOT = Path(__file__).resolve().parents[2]
 with (ROOT / "dockerfiles" / "apps.toml").open("rb") as _handle:
     APPS: dict[str, dict] = tomllib.load(_handle)
+LAYERS = APPS.pop("layer")  # [[layer]]: the dependency layers, not an app
 MODEL_APPS = {"backend": "image", "flask": "tabular"}  # docs/architecture.md
 
 

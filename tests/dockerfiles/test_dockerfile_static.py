@@ -32,7 +32,8 @@ from imagetools.config import DEFAULT_BASE, Config
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = ROOT / "dockerfiles"
 VARIANT_NAMES = ("pip", "uv", "multistage")
-WHEELS = "/tmp/build/wheels"
+WHEELS = "/tmp/build/deps"  # each dependency layer's wheels and lock part
+LAYER_LOCK = "/tmp/build/deps/lock.txt"
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 FLAGS = re.compile(r"((?:--\S+\s+)*)(.*)", re.DOTALL)  # leading --name=value flags, the rest
 CONTROL_OPERATORS = {"&&", "||", ";", "|", "&"}
@@ -188,11 +189,13 @@ def option(argv: list[str], name: str) -> str | None:
 
 
 def is_pip_install(argv: list[str]) -> bool:
+    """pip, python -m pip, or python running pip from its wheel (`.../pip.whl/pip`)."""
     if "install" not in argv:
         return False
     exe = Path(argv[0]).name
     module_pip = any(a == "-m" and b == "pip" for a, b in pairwise(argv))
-    return exe.startswith("pip") or module_pip
+    from_wheel = len(argv) > 1 and argv[1].endswith(".whl/pip")
+    return exe.startswith("pip") or module_pip or from_wheel
 
 
 def is_uv(argv: list[str]) -> bool:
@@ -278,43 +281,57 @@ def check_inputs_come_by_bind_mount_only(dockerfile: Dockerfile) -> None:
         mounts = {m["target"]: m for m in run.mounts()}
         assert all(m["type"] == "bind" for m in mounts.values()), mounts
         for path in (option(argv, "-r"), option(argv, "--find-links")):
-            assert path in mounts, f"{dockerfile.name}: {path} is not bind-mounted"
-        assert mounts[WHEELS]["source"] == "wheels"
+            where = next((m for m in mounts if path == m or path.startswith(f"{m}/")), None)
+            assert where, f"{dockerfile.name}: {path} is not bind-mounted"
+        assert re.fullmatch(r"deps/\d", mounts[WHEELS]["source"]), mounts[WHEELS]
     locks = {option(argv, "-r") for _, _, argv in installs(dockerfile)}
-    assert "/tmp/build/lock.txt" in locks
+    assert locks == {LAYER_LOCK}, locks
     for inst in [*dockerfile.of("COPY"), *dockerfile.of("ADD")]:
         for source in copy_sources(inst):
             name = source.rstrip("/").split("/")[-1]
-            forbidden = {"wheels", "lock.txt", "tools.txt", "wheelhouse"}
+            forbidden = {"deps", "tools", "wheels", "lock.txt", "tools.txt", "wheelhouse"}
             assert name not in forbidden, f"{dockerfile.name}: copies {source}"
             assert not name.endswith(".whl"), f"{dockerfile.name}: copies {source}"
 
 
-# The build arg carrying each mounted file's sha256 into the cache key (imagetools.images
-# step_inputs): DEPS_SHA256 covers every context file outside app/, ROOTFS_SHA256 one file.
-MOUNT_KEYS = {"prune_rootfs.py": "ROOTFS_SHA256"}
+# A context with one file under every mounted source, for images.step_inputs.
+CONTEXT = {"tools/tools.txt": "1", "buildtime/layer.py": "2", "buildtime/prune_rootfs.py": "3",
+           "prune.txt": "4", "deps/1/lock.txt": "5", "deps/2/lock.txt": "6",
+           "deps/3/lock.txt": "7", "app/launch.py": "8", "lock.txt": "9"}  # fmt: skip
+
+
+def run_key(run: Instruction) -> str:
+    """The build arg a RUN echoes as its inputs' digest (`sha256:${KEY}`), or ''."""
+    found = re.search(r"sha256:\$\{(\w+)\}", run.body)
+    return found[1] if found else ""
 
 
 def check_mounts_reach_the_cache_key(dockerfile: Dockerfile) -> None:
-    """Podman keys a RUN on its text, args and parent only: a mounted file must be in an ARG
-    of the same stage, declared before the RUN and used by it; app/ is never mounted."""
+    """Podman keys a RUN on its text, args and parent only: a RUN that mounts files uses one
+    ARG of its stage, declared before it, whose value (images.step_inputs) changes whenever a
+    file under any of its mounts changes; app/ and lock.txt are never mounted."""
     checked = 0
     for stage in dockerfile.stages:
         for index, run in enumerate(stage.instructions):
-            if run.keyword != "RUN":
+            if run.keyword != "RUN" or not run.mounts():
                 continue
-            declared = declared_args(stage.instructions[:index])
-            words = [word for command in run.commands() for word in command]
+            key = run_key(run)
             for mount in run.mounts():
                 source = mount["source"]
                 where = f"{dockerfile.name}: {source}"
                 assert not source.startswith("app"), f"{where}: app/ is copied, never mounted"
-                key = MOUNT_KEYS.get(source, "DEPS_SHA256")
+                assert source != "lock.txt", f"{where}: the whole lock is never mounted"
+                assert key, f"{dockerfile.name}: the RUN mounting {source} uses no key ARG"
+                declared = declared_args(stage.instructions[:index])
                 assert key in declared, f"{dockerfile.name}: {source} is mounted without ARG {key}"
-                used = any(f"${{{key}}}" in word for word in words)
-                assert used, f"{dockerfile.name}: the RUN does not use {key}"
+                files = [n for n in CONTEXT if n == source or n.startswith(f"{source}/")]
+                assert files, f"{where}: not a file or folder of the build context"
+                for name in files:
+                    before = images.step_inputs(CONTEXT)[key]
+                    after = images.step_inputs({**CONTEXT, name: "changed"})[key]
+                    assert before != after, f"{where}: a change to {name} leaves {key} alone"
                 checked += 1
-    assert checked >= 2
+    assert checked >= 4
 
 
 def check_final_stage_is_unprivileged_with_python_entrypoint_and_probe(
@@ -364,28 +381,20 @@ def test_every_install_is_hash_checked_offline_and_without_dependencies(
     check_installs_are_hermetic(dockerfile)
 
 
-def test_pip_skips_its_cache_and_leaves_bytecode_to_compileall(dockerfile: Dockerfile) -> None:
+def test_pip_skips_its_cache_and_leaves_bytecode_to_layer_py(dockerfile: Dockerfile) -> None:
+    """pip runs from the locked wheel in the pip variant only, into /opt/venv, without its
+    cache or its own (timestamped) bytecode; the uv variants run no pip at all."""
     found = pip_installs(dockerfile)
-    assert found, f"{dockerfile.name}: pip installs uv (or the app) in every variant"
-    for run, argv in found:
+    if dockerfile.name != "pip.Dockerfile":
+        assert found == [], f"{dockerfile.name}: uv installs, pip does not"
+        return
+    assert len(found) == 3, "one pip install per dependency layer"
+    for _, argv in found:
         command = " ".join(argv)
-        assert "--no-cache-dir" in argv, f"{dockerfile.name}: `{command}` caches"
-        if "--no-compile" in argv:
-            continue
-        # Without --no-compile pip writes timestamped .pyc files: allowed only into a
-        # throw-away installer venv under /tmp that never reaches the final image.
-        venv = str(Path(argv[0]).parent.parent)
-        assert venv.startswith("/tmp/"), f"`{command}` compiles bytecode into {venv}"
-        stage = stage_of(dockerfile, run)
-        if stage is dockerfile.final:
-            removed = [w for w in run.commands() if w[:2] == ["rm", "-rf"] and venv in w]
-            assert removed, f"{dockerfile.name}: {venv} stays in the image"
-        else:
-            copied = [s for c in dockerfile.final.of("COPY") for s in copy_sources(c)]
-            assert not any(venv.startswith(s.rstrip("/")) for s in copied if s != "/")
-    app_installs = [argv for _, argv in found if "/opt/venv" in " ".join(argv)]
-    for argv in app_installs:
-        assert "--no-compile" in argv, "pip installing into /opt/venv must use --no-compile"
+        assert argv[0] == "/opt/venv/bin/python", f"`{command}` installs elsewhere"
+        assert argv[1] == "/tmp/build/tools/pip.whl/pip", f"`{command}`: not the locked pip"
+        for flag in ("--no-cache-dir", "--no-compile"):
+            assert flag in argv, f"{dockerfile.name}: `{command}` lacks {flag}"
 
 
 def test_uv_runs_without_cache_and_without_python_downloads(dockerfile: Dockerfile) -> None:
@@ -408,17 +417,18 @@ def test_uv_runs_without_cache_and_without_python_downloads(dockerfile: Dockerfi
             assert option(argv, "--python"), "uv venv must name the base image's python"
 
 
-def test_bytecode_is_compiled_hash_based_after_the_install(dockerfile: Dockerfile) -> None:
-    app_installs = [(run, argv) for run, _, argv in installs(dockerfile) if "/opt/venv" in argv
+def test_each_layer_is_finished_after_its_install(dockerfile: Dockerfile) -> None:
+    """Every install into /opt/venv is followed, in its RUN, by `layer.py finish /opt/venv`,
+    which compiles that layer's bytecode hash-based (tests/dockerfiles/test_dockerfile_layer.py)."""
+    app_installs = [(run, argv) for run, _, argv in installs(dockerfile)
+                    if argv[0] == "/opt/venv/bin/python"
                     or option(argv, "--python") == "/opt/venv/bin/python"]  # fmt: skip
-    assert app_installs, f"{dockerfile.name}: nothing installs into /opt/venv"
+    assert len(app_installs) == 3, f"{dockerfile.name}: one install per dependency layer"
     for run, install in app_installs:
         steps = [env_and_argv(words)[1] for words in run.commands()]
         after = steps[steps.index(install) + 1 :]
-        compiles = [argv for argv in after if argv[:3] == ["python3", "-m", "compileall"]]
-        assert compiles, f"{dockerfile.name}: the app's venv is not byte-compiled"
-        assert option(compiles[0], "--invalidation-mode") == "unchecked-hash", compiles[0]
-        assert compiles[0][-1].startswith("/opt/venv"), compiles[0]
+        finish = ["python3", "/tmp/build/bin/layer.py", "finish", "/opt/venv"]
+        assert [argv for argv in after if argv[:4] == finish], f"{dockerfile.name}: {install}"
 
 
 def test_lock_and_wheels_come_in_by_bind_mount_only(dockerfile: Dockerfile) -> None:
@@ -429,19 +439,24 @@ def test_every_bind_mounted_input_reaches_the_cache_key(dockerfile: Dockerfile) 
     check_mounts_reach_the_cache_key(dockerfile)
 
 
-def test_cache_key_args_are_the_ones_the_build_passes() -> None:
-    """MOUNT_KEYS above names the build args images.step_inputs computes, and app/ stays out
-    of DEPS_SHA256 (it reaches the image by COPY, keyed on content)."""
-    digests = {"lock.txt": "1" * 64, "prune_rootfs.py": "2" * 64, "app/launch.py": "3" * 64}
-    args = images.step_inputs(digests)
-    assert set(args) == {"DEPS_SHA256", *MOUNT_KEYS.values()}
-    assert args["ROOTFS_SHA256"] == digests["prune_rootfs.py"]
+def test_cache_key_args_are_the_ones_the_dockerfiles_use() -> None:
+    """Every key images.step_inputs computes is used by a RUN of some Dockerfile, and each
+    layer's key moves with its own inputs only: a bump in the last layer leaves the others'
+    keys (and so their cached layers) alone; app/ and the whole lock move none."""
+    args = images.step_inputs(CONTEXT)
+    used = {run_key(run) for v in VARIANT_NAMES for run in read_dockerfile(v).of("RUN")}
+    assert set(args) == used - {""}
 
-    def deps(**changed: str) -> str:
-        return images.step_inputs({**digests, **changed})["DEPS_SHA256"]
+    def moved(name: str) -> set[str]:
+        after = images.step_inputs({**CONTEXT, name: "changed"})
+        return {key for key in args if after[key] != args[key]}
 
-    assert deps(**{"app/launch.py": "4" * 64}) == args["DEPS_SHA256"]
-    assert deps(**{"lock.txt": "5" * 64}) != args["DEPS_SHA256"]
+    assert moved("deps/3/lock.txt") == {"DEPS3_SHA256"}
+    assert moved("deps/1/lock.txt") == {"DEPS1_SHA256"}
+    assert moved("prune.txt") == {"DEPS1_SHA256", "DEPS2_SHA256", "DEPS3_SHA256"}
+    assert moved("tools/tools.txt") == set(args) - {"ROOTFS_SHA256"}
+    assert moved("buildtime/prune_rootfs.py") == set(args)  # mounted with buildtime/ too
+    assert moved("app/launch.py") == moved("lock.txt") == set()
 
 
 def test_base_image_is_pinned_by_digest_everywhere_alike(
@@ -511,7 +526,8 @@ def test_multistage_final_stage_is_scratch_with_only_runtime_venv_and_app() -> N
     final = parsed.final
     assert final.base == "scratch"
     copies = {tuple(copy_sources(c)): from_stage(c) for c in final.of("COPY")}
-    assert copies == {("/runtime/",): "runtime-root", ("/opt/venv",): "builder", ("app/",): None}
+    layers = {(f"/tmp/layers/{n}/",): "builder" for n in (1, 2, 3)}  # one COPY per layer
+    assert copies == {("/runtime/",): "runtime-root", **layers, ("app/",): None}
     assert final.of("RUN") == [], "a scratch-based stage has no shell to RUN anything"
     prune = [w for s in parsed.stages if s.name == "runtime-root" for r in s.of("RUN")
              for w in r.commands()]  # fmt: skip
@@ -545,8 +561,8 @@ BREAKAGES = [
     pytest.param("pip", check_installs_are_hermetic, "--require-hashes --no-deps", "--no-deps",
                  "lacks --require-hashes", id="pip-install-unhashed"),
     pytest.param("uv", check_installs_are_hermetic,
-                 "--no-index --find-links /tmp/build/wheels --require",
-                 "--find-links /tmp/build/wheels --require", "lacks --no-index",
+                 "--no-index --find-links /tmp/build/deps --require",
+                 "--find-links /tmp/build/deps --require", "lacks --no-index",
                  id="uv-install-online"),
     # An install after a quoted `&&` (and an unspaced one) is still a command of its own.
     pytest.param("multistage", check_installs_are_hermetic, '&& date "+bench-mark end %s.%N"',
@@ -556,15 +572,18 @@ BREAKAGES = [
     pytest.param("uv", check_inputs_come_by_bind_mount_only, "COPY app/ /app/",
                  "COPY lock.txt /tmp/build/lock.txt\nCOPY app/ /app/", "copies lock.txt",
                  id="uv-lock-copied"),
-    pytest.param("pip", check_mounts_reach_the_cache_key, "sha256:${DEPS_SHA256}",
-                 "sha256:unset", "the RUN does not use DEPS_SHA256",
-                 id="pip-deps-sha256-unused"),
+    pytest.param("pip", check_mounts_reach_the_cache_key, "sha256:${DEPS2_SHA256}",
+                 "sha256:unset", "uses no key ARG", id="pip-deps-sha256-unused"),
     pytest.param("multistage", check_mounts_reach_the_cache_key, "ARG ROOTFS_SHA256=unset\n",
                  "", "prune_rootfs.py is mounted without ARG ROOTFS_SHA256",
                  id="multistage-rootfs-sha256-undeclared"),
-    pytest.param("uv", check_mounts_reach_the_cache_key, "--mount=type=bind,source=lock.txt,",
+    # Layer 3's RUN keyed on layer 1's digest: its own lock part would not reach the key.
+    pytest.param("uv", check_mounts_reach_the_cache_key, "sha256:${DEPS3_SHA256}",
+                 "sha256:${DEPS1_SHA256}", "a change to deps/3/lock.txt leaves DEPS1_SHA256",
+                 id="uv-layer-keyed-on-another"),
+    pytest.param("uv", check_mounts_reach_the_cache_key, "--mount=type=bind,source=deps/1,",
                  "--mount=type=bind,source=app/launch.py,target=/tmp/x \\\n    "
-                 "--mount=type=bind,source=lock.txt,", "app/ is copied, never mounted",
+                 "--mount=type=bind,source=deps/1,", "app/ is copied, never mounted",
                  id="uv-app-mounted"),
     pytest.param("multistage", unprivileged, "USER 65532:65532", "USER root",
                  "not USER 65532:65532", id="multistage-user-root"),

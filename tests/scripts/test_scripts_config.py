@@ -8,13 +8,13 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 from dockerfile_parse import DockerfileParser
 
 from imagetools import config
+from imagetools.apps import load_apps
 from imagetools.common import ROOT, ScriptError
 from imagetools.config import Config
 
@@ -176,7 +176,7 @@ def test_makefile_defaults_are_the_config_defaults() -> None:
 
 
 def test_makefile_lists_each_app_and_its_inputs() -> None:
-    apps = tomllib.loads((ROOT / "dockerfiles" / "apps.toml").read_text())
+    apps = load_apps()
     made = makefile_output()
     assert made["ALL_APPS"].split() == list(apps)
     for app, spec in apps.items():

@@ -9,13 +9,13 @@ import os
 import shutil
 import stat
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from imagetools import common, explain, images
 from imagetools import wheelhouse as wheels
+from imagetools.apps import load_apps
 from imagetools.common import ROOT, ScriptError
 from imagetools.config import Config
 from imagetools.engines import Docker, Podman
@@ -23,19 +23,23 @@ from imagetools.lockfile import read_lock
 
 EPOCH = 1_000_000_000
 BASE_CREATED = 1_500_000_000  # when the fake engines' base image was made
-APPS = tomllib.loads((ROOT / "dockerfiles" / "apps.toml").read_text())
+APPS = load_apps()
 WHEEL_FILES = {  # name -> bytes; the lock of each app below pins a subset
     "alpha-1.0-py3-none-any.whl": b"alpha wheel",
-    "beta-2.0-cp311-cp311-manylinux_2_17_x86_64.whl": b"beta wheel",
+    "numpy-2.0-cp311-cp311-manylinux_2_17_x86_64.whl": b"numpy wheel",
     "uv-0.9.0-py3-none-manylinux_2_17_x86_64.whl": b"uv wheel",
+    "pip-9.0-py3-none-any.whl": b"pip wheel",
     "unlocked-3.0-py3-none-any.whl": b"nobody pins this",
 }
 LOCKED = {
     "backend": {"alpha": "alpha-1.0-py3-none-any.whl",
-                "beta": "beta-2.0-cp311-cp311-manylinux_2_17_x86_64.whl"},
+                "numpy": "numpy-2.0-cp311-cp311-manylinux_2_17_x86_64.whl"},
     "frontend": {"alpha": "alpha-1.0-py3-none-any.whl"},
-    "tools": {"uv": "uv-0.9.0-py3-none-manylinux_2_17_x86_64.whl"},
+    "tools": {"pip": "pip-9.0-py3-none-any.whl",
+              "uv": "uv-0.9.0-py3-none-manylinux_2_17_x86_64.whl"},
 }  # fmt: skip
+# Where apps.toml's [[layer]] puts them: numpy in `numeric` (deps/2), alpha in `rest` (deps/3).
+LAYER_OF = {"numpy": 2, "alpha": 3}
 
 
 def sha(data: bytes) -> str:
@@ -112,28 +116,39 @@ def test_context_holds_the_locks_and_exactly_the_locked_wheels(
     ctx = assemble(fake_repo, "backend", artifacts)
     assert ctx == fake_repo / "build" / "context" / "docker" / "grocery-backend-uv"
     assert sorted(p.name for p in ctx.iterdir()) == [
-        ".dockerignore", "app", "lock.txt", "prune.txt", "prune_rootfs.py", "prune_venv.py",
-        "scrub_venv.py", "tools.txt", "wheels",
+        ".dockerignore", "app", "buildtime", "deps", "lock.txt", "prune.txt", "tools",
     ]  # fmt: skip
+    assert sorted(p.name for p in (ctx / "buildtime").iterdir()) == sorted(
+        p.name for p in (ROOT / "dockerfiles" / "buildtime").glob("*.py"))  # fmt: skip
     assert (ctx / "prune.txt").read_text().splitlines() == APPS["backend"].get("prune", [])
-    expected = {*LOCKED["backend"].values(), *LOCKED["tools"].values()}
-    assert {p.name for p in (ctx / "wheels").iterdir()} == expected
-    for name in expected:  # hard links into the wheelhouse, not copies
-        linked = (ctx / "wheels" / name).stat()
-        assert linked.st_ino == (fake_repo / "build" / "wheelhouse" / name).stat().st_ino
-        assert linked.st_nlink >= 2
+    # One folder per dependency layer: its part of the lock and exactly its wheels.
+    assert sorted(p.name for p in (ctx / "deps").iterdir()) == ["1", "2", "3"]
+    for number in (1, 2, 3):
+        names = [n for n, layer in LAYER_OF.items() if layer == number]
+        part = ctx / "deps" / str(number)
+        assert [p.name for p in read_lock(part / "lock.txt")] == names
+        assert {p.name for p in part.glob("*.whl")} == {LOCKED["backend"][n] for n in names}
+    assert {p.name for p in (ctx / "tools").iterdir()} == {
+        "tools.txt", "pip.whl", LOCKED["tools"]["uv"]}  # fmt: skip
+    linked = [(ctx / "deps" / str(LAYER_OF[n]) / w, w) for n, w in LOCKED["backend"].items()]
+    linked += [(ctx / "tools" / "pip.whl", LOCKED["tools"]["pip"])]
+    for path, name in linked:  # hard links into the wheelhouse, not copies
+        assert path.stat().st_ino == (fake_repo / "build" / "wheelhouse" / name).stat().st_ino
+        assert path.stat().st_nlink >= 2
 
 
 def test_the_locks_are_copied_without_their_input_digest(fake_repo: Path, artifacts: Path) -> None:
     """The `# input-sha256:` line covers dev.txt too: a change to the test venv's lock must
-    not change any image's inputs. Every other byte is the lock's."""
+    not change any image's inputs. Every other byte is the lock's; its parts hold its pins."""
     ctx = assemble(fake_repo, "backend", artifacts)
     req = fake_repo / "requirements"
-    for copied, lock in (("lock.txt", "backend.txt"), ("tools.txt", "tools.txt")):
+    for copied, lock in (("lock.txt", "backend.txt"), ("tools/tools.txt", "tools.txt")):
         original = (req / lock).read_text().splitlines(keepends=True)
         assert original[0].startswith("# input-sha256: ")
         assert (ctx / copied).read_text() == "".join(original[1:])
         assert read_lock(ctx / copied) == read_lock(req / lock)
+    parts = [pin for n in (1, 2, 3) for pin in read_lock(ctx / "deps" / str(n) / "lock.txt")]
+    assert sorted(parts, key=str) == sorted(read_lock(req / "backend.txt"), key=str)
     before = (ctx / "lock.txt").read_bytes()
     (req / "backend.txt").write_text("# input-sha256: " + "9" * 64 + "\n" + "".join(
         (req / "backend.txt").read_text().splitlines(keepends=True)[1:]))  # fmt: skip
@@ -168,8 +183,8 @@ def test_app_dir_has_the_packages_launcher_and_launch_json(
     runtime, buildtime = ROOT / "dockerfiles" / "runtime", ROOT / "dockerfiles" / "buildtime"
     for name in ("launch.py", "healthcheck.py"):  # shipped in the image
         assert (app / name).read_bytes() == (runtime / name).read_bytes()
-    for name in ("prune_rootfs.py", "prune_venv.py", "scrub_venv.py"):  # run by the build only
-        assert (ctx / name).read_bytes() == (buildtime / name).read_bytes()
+    for name in ("layer.py", "prune_rootfs.py", "prune_venv.py", "scrub_venv.py"):  # build only
+        assert (ctx / "buildtime" / name).read_bytes() == (buildtime / name).read_bytes()
         assert not (app / name).exists()
     assert (app / "model" / "model.safetensors").read_bytes() == b"weights"
 
@@ -177,9 +192,7 @@ def test_app_dir_has_the_packages_launcher_and_launch_json(
 def test_a_service_without_model_gets_no_model_dir(fake_repo: Path, tmp_path: Path) -> None:
     ctx = assemble(fake_repo, "frontend", tmp_path / "no-artifacts")
     assert not (ctx / "app" / "model").exists()
-    assert {p.name for p in (ctx / "wheels").iterdir()} == {
-        *LOCKED["frontend"].values(), *LOCKED["tools"].values(),
-    }  # fmt: skip
+    assert {p.name for p in (ctx / "deps").rglob("*.whl")} == {*LOCKED["frontend"].values()}
     launch = json.loads((ctx / "app" / "launch.json").read_text())
     assert launch["port"] == APPS["frontend"]["port"] and "model" not in launch
     assert (ctx / "prune.txt").read_text().splitlines() == APPS["frontend"].get("prune", [])
@@ -204,7 +217,7 @@ def test_every_mtime_is_the_epoch_and_modes_are_fixed(fake_repo: Path, artifacts
         if path.is_dir():
             assert info.st_mtime_ns == EPOCH * 10**9, path
             continue
-        seconds = wheels.WHEEL_MTIME if path.parent.name == "wheels" else EPOCH
+        seconds = wheels.WHEEL_MTIME if path.suffix == ".whl" else EPOCH
         digest = sha(path.read_bytes())
         assert info.st_mtime_ns == common.content_mtime_ns(seconds, digest), path
 
@@ -224,44 +237,73 @@ def test_a_same_size_edit_changes_the_mtime_that_buildkit_compares(
 
 
 def test_step_inputs_cover_every_file_outside_app(fake_repo: Path, artifacts: Path) -> None:
-    """DEPS_SHA256 changes with any lock, wheel or helper byte, never with app/ files."""
+    """Each layer's key changes with a byte of its lock part or wheels, of the tools or of
+    a helper, never with app/ files or the whole lock (neither is mounted)."""
     ctx = assemble(fake_repo, "backend", artifacts)
-    (ctx / "prune_rootfs.py").write_text("# stand-in\n")
+    (ctx / "buildtime" / "prune_rootfs.py").write_text("# stand-in\n")
     first = images.step_inputs(images._normalize(ctx, EPOCH))
     assert first["ROOTFS_SHA256"] == sha(b"# stand-in\n")
     (ctx / "app" / "backend" / "__init__.py").write_text('"""edited"""\n')
+    (ctx / "lock.txt").write_text((ctx / "lock.txt").read_text() + "# edited\n")
     same = images.step_inputs(images._normalize(ctx, EPOCH))
-    assert same == first, "an app/ file (copied, not mounted) changed the dependency key"
-    for name in ("lock.txt", "prune.txt", "scrub_venv.py", f"wheels/{LOCKED['backend']['alpha']}"):
+    assert same == first, "app/ (copied) or the whole lock (not mounted) changed a key"
+    every_layer = {"DEPS1_SHA256", "DEPS2_SHA256", "DEPS3_SHA256"}
+    cases = {"prune.txt": every_layer, "buildtime/scrub_venv.py": set(first) - {"ROOTFS_SHA256"},
+             "tools/tools.txt": set(first) - {"ROOTFS_SHA256"},
+             "deps/3/lock.txt": {"DEPS3_SHA256"},
+             f"deps/2/{LOCKED['backend']['numpy']}": {"DEPS2_SHA256"}}  # fmt: skip
+    for name, keys in cases.items():
         path = ctx / name
         original = path.read_bytes()
-        path.write_bytes(original[:-1] + b"#")  # same size, in place
+        os.unlink(path)  # wheels are hard links into the wheelhouse: leave that one alone
+        path.write_bytes(original[:-1] + b"#")  # same size
         changed = images.step_inputs(images._normalize(ctx, EPOCH))
-        assert changed["DEPS_SHA256"] != first["DEPS_SHA256"], name
+        assert {k for k in first if changed[k] != first[k]} == keys, name
         path.write_bytes(original)
 
 
 def test_reassembly_starts_from_an_empty_context(fake_repo: Path, artifacts: Path) -> None:
     ctx = assemble(fake_repo, "backend", artifacts)
+    layer = ctx / "deps" / "3"
     (ctx / "app" / "leftover.py").write_text("")
-    os.unlink(ctx / "wheels" / LOCKED["backend"]["alpha"])
-    (ctx / "wheels" / "stale-1.0-py3-none-any.whl").write_bytes(b"not locked any more")
+    os.unlink(layer / LOCKED["backend"]["alpha"])
+    (layer / "stale-1.0-py3-none-any.whl").write_bytes(b"not locked any more")
+    (ctx / "deps" / "7").mkdir()
     again = assemble(fake_repo, "backend", artifacts)
     assert not (again / "app" / "leftover.py").exists()
-    assert (again / "wheels" / LOCKED["backend"]["alpha"]).is_file()
-    assert not (again / "wheels" / "stale-1.0-py3-none-any.whl").exists()
+    assert (layer / LOCKED["backend"]["alpha"]).is_file()
+    assert not (layer / "stale-1.0-py3-none-any.whl").exists()
+    assert not (ctx / "deps" / "7").exists()
 
 
 def test_a_copy_in_place_of_a_wheel_link_is_replaced_by_the_link(
     fake_repo: Path, artifacts: Path
 ) -> None:
     ctx = assemble(fake_repo, "backend", artifacts)
-    wheel = ctx / "wheels" / LOCKED["backend"]["alpha"]
+    wheel = ctx / "deps" / "3" / LOCKED["backend"]["alpha"]
     data = wheel.read_bytes()
     wheel.unlink()
     wheel.write_bytes(data)  # same bytes, another inode
     assemble(fake_repo, "backend", artifacts)
     assert wheel.samefile(fake_repo / "build" / "wheelhouse" / wheel.name)
+
+
+def test_a_bumped_pin_moves_only_its_layer(fake_repo: Path, artifacts: Path) -> None:
+    """write_layers after a lock change (the bench's bump): the other layers stay as they
+    were, links and keys alike."""
+    ctx = assemble(fake_repo, "backend", artifacts)
+    first = images.step_inputs(images._normalize(ctx, EPOCH))
+    newer = fake_repo / "alpha-1.1-py3-none-any.whl"
+    newer.write_bytes(b"alpha 1.1")
+    lock = ctx / "lock.txt"
+    lock.write_text(lock.read_text().replace("alpha==1.0", "alpha==1.1").replace(
+        sha(WHEEL_FILES[LOCKED["backend"]["alpha"]]), sha(b"alpha 1.1")))  # fmt: skip
+    by_hash = {sha(data): fake_repo / "build" / "wheelhouse" / name
+               for name, data in WHEEL_FILES.items()} | {sha(b"alpha 1.1"): newer}  # fmt: skip
+    images.write_layers(ctx, by_hash)
+    assert {p.name for p in (ctx / "deps" / "3").glob("*.whl")} == {newer.name}
+    changed = images.step_inputs(images._normalize(ctx, EPOCH))
+    assert {k for k in first if changed[k] != first[k]} == {"DEPS3_SHA256"}
 
 
 @pytest.mark.parametrize("where", ["model", "package"])
@@ -287,8 +329,8 @@ def test_missing_model_says_make_train(fake_repo: Path, tmp_path: Path) -> None:
 def test_a_locked_wheel_missing_from_the_wheelhouse_is_an_error(
     fake_repo: Path, artifacts: Path
 ) -> None:
-    (fake_repo / "build" / "wheelhouse" / LOCKED["backend"]["beta"]).unlink()
-    with pytest.raises(ScriptError, match=r"beta==2\.0 is not in the wheelhouse"):
+    (fake_repo / "build" / "wheelhouse" / LOCKED["backend"]["numpy"]).unlink()
+    with pytest.raises(ScriptError, match=r"numpy==2\.0 is not in the wheelhouse"):
         assemble(fake_repo, "backend", artifacts)
 
 
@@ -299,7 +341,7 @@ def test_unknown_app_is_a_clear_error(fake_repo: Path, artifacts: Path) -> None:
 
 # ---- building, checking and tagging, with a fake engine ---------------------------------------
 BUILDKIT_LOG = """\
-#5 [job 2/3] RUN --mount=type=bind,source=lock.txt,target=/tmp/build/lock.txt echo "dependency inputs"
+#5 [job 2/3] RUN --mount=type=bind,source=deps/3,target=/tmp/build/deps echo "dependency layer 3 inputs"
 #5 CACHED
 
 #6 [job 3/3] COPY app/ /app/
@@ -384,7 +426,7 @@ def test_a_build_is_checked_tagged_and_explained(fake_repo: Path, artifacts: Pat
     assert log.read_text() == engine.log
     saved = json.loads(explain.record_path(cfg, "backend", "uv").read_text())
     assert {key: type(saved[key]) for key in SCHEMA} == SCHEMA
-    assert saved["decisions"] == {"deps": "ran", "app": "ran"}
+    assert saved["decisions"] == {"deps-rest": "ran", "app": "ran"}
     assert saved["extra_args"] == ["--no-cache"] and saved["engine"] == "docker"
     assert not [name for name in saved["steps"]["app"] if name.startswith("build arg")]
 
@@ -453,23 +495,24 @@ def test_an_image_checked_once_is_not_run_again(fake_repo: Path, artifacts: Path
 
 
 def test_a_stale_reuse_fails_the_build_with_one_line(fake_repo: Path, artifacts: Path) -> None:
-    """An engine that reports the dependency step cached, from a layer whose recorded
-    DEPS_SHA256 is not the current one, after the lock changed: refused, not tagged."""
+    """An engine that reports a dependency step cached, from a layer whose recorded
+    DEPS3_SHA256 is not the current one, after that layer's lock changed: refused, not
+    tagged."""
     cfg = config(fake_repo, artifacts)
     ctx = assemble(fake_repo, "backend", artifacts)
     honest_log = BUILDKIT_LOG.replace("#5 CACHED", "#5 DONE 9.0s")
-    key = images.step_inputs(images._normalize(ctx, EPOCH))["DEPS_SHA256"]
-    build(FakeDocker(cfg, honest_log, f"RUN |1 DEPS_SHA256={key} /bin/sh"), ctx)
+    key = images.step_inputs(images._normalize(ctx, EPOCH))["DEPS3_SHA256"]
+    build(FakeDocker(cfg, honest_log, f"RUN |1 DEPS3_SHA256={key} /bin/sh"), ctx)
 
-    lock = ctx / "lock.txt"
+    lock = ctx / "deps" / "3" / "lock.txt"
     lock.write_text(lock.read_text().replace("alpha==1.0", "alpha==1.1"))
-    stale = FakeDocker(cfg, BUILDKIT_LOG, f"RUN |1 DEPS_SHA256={key} /bin/sh")
+    stale = FakeDocker(cfg, BUILDKIT_LOG, f"RUN |1 DEPS3_SHA256={key} /bin/sh")
     with pytest.raises(ScriptError) as error:
         build(stale, ctx)
     message = str(error.value)
     assert "\n" not in message
-    assert message.startswith(f"backend:uv deps: the engine reused a layer built from other "
-                              f"inputs (DEPS_SHA256 {key[:12]}, now ")  # fmt: skip
+    assert message.startswith(f"backend:uv deps-rest: the engine reused a layer built from "
+                              f"other inputs (DEPS3_SHA256 {key[:12]}, now ")  # fmt: skip
     assert message.endswith("although requirements/backend.txt: alpha 1.0 -> 1.1: refusing it")
     assert stale.removed == [IMAGE], "the refused image was not removed"
     assert not any(c[0] == "tag" for c in stale.calls)

@@ -10,13 +10,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
+from imagetools.apps import load_apps
 from imagetools.common import ROOT
 from imagetools.config import VARIANTS
 
-APPS = tomllib.loads((ROOT / "dockerfiles" / "apps.toml").read_text())
+APPS = load_apps()
 
 
 def plan(tmp_path: Path, *args: str) -> list[str]:

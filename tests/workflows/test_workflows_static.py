@@ -12,7 +12,6 @@ import os
 import re
 import shlex
 import subprocess
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 import yaml
 
 from imagetools import images
+from imagetools.apps import load_apps
 from imagetools.config import Config
 from shared_support import tool
 
@@ -190,7 +190,7 @@ def test_ci_triggers_and_bench_is_manual() -> None:
 def test_image_matrix_covers_every_app_and_variant(tmp_path: Path) -> None:
     """The app matrix is read from apps.toml by the models job: run that step's command."""
     jobs = load(CI)["jobs"]
-    apps = tomllib.loads((ROOT / "dockerfiles" / "apps.toml").read_text())
+    apps = load_apps()
     variants = {  # every variant Dockerfile; base.Dockerfile makes the local base image
         p.name.removesuffix(".Dockerfile")
         for p in (ROOT / "dockerfiles").glob("*.Dockerfile")
