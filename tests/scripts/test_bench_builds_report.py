@@ -298,8 +298,8 @@ def results() -> dict:
             image("flask", "uv", 290_000_000, 3),
             image("flask", "multistage", 200_000_000, 3),  # 67% <= 70%
             image("backend", "pip", 1_600_000_000, 3),
-            image("backend", "multistage", 1_100_000_000, 6),
-        ],  # > 1 GB, 69%, base + 5
+            image("backend", "multistage", 1_100_000_000, 10),
+        ],  # > 1 GB, 69%, base + 9
         "health": [
             {
                 "app": "flask",
@@ -361,6 +361,39 @@ def test_goals_met_not_met_and_not_measured(results: dict) -> None:
     healthy = by_subject(goals, "healthy")
     assert healthy["flask"]["status"] == "met"
     assert healthy["backend"]["status"] == "not met"  # it never answered
+
+
+def test_dependency_bump_goals(results: dict) -> None:
+    """One small pin bumped: <= 5 s, <= 15% of cold and new layers <= 5% of the image as
+    pushed; the backend's bytecode step <= 6 s and its cold build <= 10% over the old one."""
+    for r in (1, 2, 3):
+        fast = build("flask", "pip", "dep", r, 4.0)
+        fast["new_layer_bytes"] = 4_000_000  # of 100 MB pushed: 4%
+        slow = build("flask", "uv", "dep", r, 5.5)  # over 5 s
+        slow["new_layer_bytes"] = 1_000_000
+        heavy = build("backend", "pip", "dep", r, 3.0)
+        heavy["new_layer_bytes"] = 200_000_000  # a whole venv again: 200 of 533 MB
+        results["builds"] += [fast, slow, heavy]
+    goals = report.evaluate_goals(results)
+    dep = by_subject(goals, "dep-rebuild")
+    assert dep["flask"]["status"] == "not met", dep["flask"]
+    assert "pip 4.0 s, 7% of cold, 4.0 MB new (4.0% of 100 MB)" in dep["flask"]["detail"]
+    assert "uv 5.5 s" in dep["flask"]["detail"] and "(margin -0.5 s, slowest)" in dep["flask"][
+        "detail"]  # fmt: skip
+    assert dep["backend"]["status"] == "not met" and "37.5% of 533 MB" in dep["backend"]["detail"]
+    for b in results["builds"]:
+        if b["scenario"] == "dep":
+            b["wall_s"], b["new_layer_bytes"] = 2.0, 1_000_000
+    assert by_subject(report.evaluate_goals(results), "dep-rebuild")["backend"]["status"] == "met"
+    results["images"] = [i for i in results["images"] if i["app"] != "backend"]
+    unknown = by_subject(report.evaluate_goals(results), "dep-rebuild")["backend"]
+    assert unknown["status"] == "not measured" and "new layers not measured" in unknown["detail"]
+    bytecode = by_subject(goals, "bytecode")
+    assert bytecode["backend uv"]["status"] == "met"  # the fixture's compile_s: 3 s
+    assert "3.0 s (margin +3.0 s)" in bytecode["backend uv"]["detail"]
+    cold = by_subject(goals, "backend-cold")
+    assert cold["backend uv"]["status"] == "not met"  # 120 s vs 21.8 s before
+    assert "backend multistage" not in cold  # no cold build of it in the fixture
 
 
 def test_code_goal_also_needs_five_percent_of_cold(results: dict) -> None:
