@@ -6,9 +6,11 @@ with the command to build it. Containers are named `grocery-test-...` and always
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 
 import pytest
 from containers_support import (
@@ -24,7 +26,19 @@ from containers_support import (
     start_service,
 )
 
+from imagetools.common import ROOT
+
+
 # What a process inside the image reports about itself and its environment (default user).
+def _layer_script() -> ModuleType:
+    """dockerfiles/buildtime/layer.py, which compiles the images' bytecode."""
+    path = ROOT / "dockerfiles" / "buildtime" / "layer.py"
+    spec = importlib.util.spec_from_file_location("dockerfiles_layer_for_probe", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 PROBE_USER = r"""
 import importlib.metadata as md, importlib.util, json, os, re, shutil
 names = ["pip", "pip3", "uv", "uvx", "gcc", "cc", "apt", "apt-get", "dpkg", "sh", "bash", "dash"]
@@ -32,13 +46,36 @@ dists = sorted({
     re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower() + "==" + d.version
     for d in md.distributions()
 })
+# Bytecode: every venv source but the skipped ones (layer.py's SKIP) has an unchecked
+# hash-based .pyc (PEP 552) made from its current bytes.
+bytecode = {"missing": [], "not_hash_based": [], "stale": [], "checked": 0, "skipped": 0}
+for top, _, files in os.walk("/opt/venv/lib"):
+    for name in sorted(f for f in files if f.endswith(".py")):
+        source = os.path.join(top, name)
+        if re.search(SKIP, source):
+            bytecode["skipped"] += 1
+            continue
+        try:
+            with open(importlib.util.cache_from_source(source), "rb") as handle:
+                head = handle.read(16)
+        except FileNotFoundError:
+            bytecode["missing"].append(source)
+            continue
+        with open(source, "rb") as handle:
+            digest = importlib.util.source_hash(handle.read())
+        if int.from_bytes(head[4:8], "little") != 1:
+            bytecode["not_hash_based"].append(source)
+        elif head[8:16] != digest:
+            bytecode["stale"].append(source)
+        else:
+            bytecode["checked"] += 1
 print(json.dumps({
     "uid": os.getuid(), "gid": os.getgid(), "euid": os.geteuid(),
-    "dists": dists,
+    "dists": dists, "bytecode": bytecode,
     "which": {n: shutil.which(n) for n in names},
     "pip_module": importlib.util.find_spec("pip") is not None,
 }))
-"""
+""".replace("SKIP", repr(_layer_script().SKIP.pattern))
 
 # What is on the file system; runs as root so that no unreadable folder hides anything.
 PROBE_FS = r"""

@@ -48,6 +48,17 @@ def test_distributions_identical_across_variants(app: str, probes: dict) -> None
 
 
 @EACH_IMAGE
+def test_bytecode_is_hash_based_and_matches_every_source(app: str, variant: str,
+                                                          probe: dict) -> None:  # fmt: skip
+    """layer.py's work, seen in the image: each venv source but the test suites has its
+    unchecked hash-based .pyc, whose recorded source hash is that of the shipped bytes."""
+    found = probe["bytecode"]
+    assert found["missing"] == [], f"{len(found['missing'])} source(s) without bytecode"
+    assert found["not_hash_based"] == [] and found["stale"] == []
+    assert found["checked"] > 100, found["checked"]
+
+
+@EACH_IMAGE
 def test_no_setuid_or_setgid_files(app: str, variant: str, probe: dict) -> None:
     """Nothing in an image can raise a process's privileges (su, mount, passwd, ...)."""
     assert probe["setid"] == []

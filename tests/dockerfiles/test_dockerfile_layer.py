@@ -36,12 +36,14 @@ def tree(root: Path) -> set[str]:
 
 def test_finish_compiles_only_new_sources_hash_based(layer, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
-    install(venv, {"alpha/__init__.py": "A = 1\n", "alpha/py312_intrinsics.py": "type X = int\n"})
+    install(venv, {"alpha/__init__.py": "A = 1\n", "alpha/py312_intrinsics.py": "type X = int\n",
+                   "alpha/tests/test_a.py": "T = 1\n"})  # fmt: skip
     layer.finish(venv, None, None, False)
     compiled = pyc(venv, "alpha/__init__.py")
     flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
     assert flags == 0b01, "not an unchecked hash-based pyc (PEP 552)"
     assert not pyc(venv, "alpha/py312_intrinsics.py").exists()  # torch's 3.12-only module
+    assert not pyc(venv, "alpha/tests/test_a.py").exists()  # test suites: never imported
     before = compiled.stat().st_mtime_ns
     install(venv, {"beta/__init__.py": "B = 2\n"})
     os.utime(compiled, ns=(1, 1))  # a rewrite would move it again
