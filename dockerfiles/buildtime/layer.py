@@ -26,6 +26,7 @@ import py_compile
 import re
 import stat
 import sys
+import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -153,7 +154,9 @@ def finish(venv: Path, prune_list: Path | None, stage: Path | None, last: bool) 
             fail(f"prune pattern {never[0]!r} names a package no layer installed")
         freed = prune_venv.prune(sites[0], mine) if mine else 0
         print(f"layer.py: pruned {len(mine)} pattern(s), {freed / 2**20:.0f} MiB")
-    print(f"layer.py: compiled {compile_new(venv)} file(s)")
+    started = time.monotonic()
+    compiled = compile_new(venv)
+    print(f"layer.py: compiled {compiled} file(s) in {time.monotonic() - started:.2f} s")
     if stage is not None:
         print(
             f"layer.py: staged {stage_new(venv, stage, earlier, number)} file(s) as layer {number}"
