@@ -41,6 +41,7 @@ import scrub_venv
 # 3.12 can compile. Were one imported, Python would compile it in memory.
 SKIP = re.compile(r"/tests/|/testing/_internal/|py312_intrinsics")
 HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+STAGED_MTIME = 315_532_800  # 1980-01-01, as the wheelhouse's wheels
 
 
 def fail(message: str) -> None:
@@ -134,6 +135,13 @@ def stage_new(venv: Path, stage: Path, earlier: set[str], number: int) -> int:
             source = Path("/", os.path.relpath(os.path.join(top, name), root))
             if source.is_dir() and not source.is_symlink():
                 os.chmod(os.path.join(top, name), stat.S_IMODE(source.stat().st_mode))
+    # One fixed time for everything staged (COPY keeps it): the runtime's layer is then the
+    # same bytes whenever its files are, also where the engine cannot pin times (Docker
+    # Engine 20.10), so an unchanged layer keeps its digest and is not pushed again.
+    for top, dirs, files in os.walk(root, topdown=False):
+        for name in dirs + files:
+            os.utime(os.path.join(top, name), (STAGED_MTIME, STAGED_MTIME), follow_symlinks=False)
+    os.utime(root, (STAGED_MTIME, STAGED_MTIME))
     return count
 
 

@@ -80,6 +80,8 @@ def test_stage_holds_what_each_layer_added(layer, tmp_path: Path) -> None:
                       Path(pyc(venv, "numpy/__init__.py")).relative_to("/").as_posix()}  # fmt: skip
     staged = stage / "2" / rel / SITE / "numpy" / "__init__.py"
     assert staged.samefile(venv / SITE / "numpy" / "__init__.py"), "a copy, not a hard link"
+    times = {p.lstat().st_mtime for p in (stage / "1").rglob("*")}
+    assert times == {layer.STAGED_MTIME}, "not every staged entry has the one fixed time"
 
 
 def test_a_prune_pattern_no_layer_matched_fails_the_last_layer(layer, tmp_path: Path) -> None:
