@@ -62,9 +62,9 @@ DEP_CANDIDATES = (
 )
 COMPILED = re.compile(r"layer\.py: compiled \d+ file\(s\) in (\d+(?:\.\d+)?) s")
 MARK = re.compile(r"bench-mark (begin|install|compile|end) (\d+(?:\.\d+)?)\s*$")
-FAIRNESS = ("same base, same wheelhouse, same engine command; pip --no-compile and uv (no "
-            "compile) both followed by the same `python3 -m compileall --invalidation-mode "
-            "unchecked-hash`; no pip/uv cache in any build")  # fmt: skip
+FAIRNESS = ("same base, same wheelhouse, same engine command, same dependency layers; pip "
+            "--no-compile and uv (no compile) both followed by the same bytecode step "
+            "(layer.py: hash-based, each layer's new sources); no installer cache")  # fmt: skip
 
 
 Job = namedtuple("Job", "repeat app variant scenario")  # one measured build

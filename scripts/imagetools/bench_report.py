@@ -286,9 +286,10 @@ def render_markdown(results: dict, goals: list[dict], charts: list[str]) -> str:
         + (" (quick mode)" if config.get("quick") else ""),
         f"- Fairness: {config.get('fairness', '-')}", "",
         "Times are medians with the spread (min-max) over the repeats. *install* is the install "
-        "command's own time inside the dependency RUN (target venv + `pip install` or `uv pip "
-        "install`), read from `bench-mark` timestamps in the BuildKit log; *step* is the whole "
-        "RUN (installer setup, install, compileall). `-` means cached or not measured.", "",
+        "commands' own time in the dependency RUNs that ran (`pip install` or `uv pip install`, "
+        "summed), read from `bench-mark` timestamps in the build log; *step* is those whole RUNs "
+        "(installer check, install, bytecode, multistage pruning and staging). `-` means cached "
+        "or not measured.", "",
         "## Goals",
     ]  # fmt: skip
     status = {"met": "met", "not met": "**not met**"}
