@@ -35,7 +35,7 @@ EXPLAIN_ARGS ?=
 BENCH_SERVE_ARGS ?=
 BENCH_APPS ?= $(APPS)
 BENCH_VARIANTS ?= $(VARIANTS)
-BENCH_SCENARIOS ?= cold warm code deps
+BENCH_SCENARIOS ?= cold warm code deps lab cache
 BENCH_REPEAT ?= 3
 BENCH_ARGS ?=
 ARTIFACTS ?= artifacts
@@ -249,8 +249,8 @@ verify-repro: ## Build every image twice from clean and compare (identical IDs w
 # ---- checks -------------------------------------------------------------------------------
 .PHONY: lint
 lint: $(VENV)/.installed ## hadolint, ruff, shellcheck, actionlint (.github/workflows), lock-check
-	@echo ">> hadolint dockerfiles/*.Dockerfile"
-	@$(VENV)/bin/hadolint --config .hadolint.yaml dockerfiles/*.Dockerfile
+	@echo ">> hadolint dockerfiles/*.Dockerfile dockerfiles/bench/*.Dockerfile"
+	@$(VENV)/bin/hadolint --config .hadolint.yaml dockerfiles/*.Dockerfile dockerfiles/bench/*.Dockerfile
 	@echo ">> ruff check + format"
 	@$(VENV)/bin/ruff check src tests scripts dockerfiles
 	@$(VENV)/bin/ruff format --check --quiet src tests scripts dockerfiles

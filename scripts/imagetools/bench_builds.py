@@ -5,7 +5,11 @@
 
 Scenarios, for each app x variant: cold (--no-cache), warm (no-op rebuild), code (a comment
 appended to one .py of the app) and dep (one lock pin moved to another version of a small
-pure-Python wheel, fetched once into build/bench/wheels). Each is repeated; variants are
+pure-Python wheel, fetched once into build/bench/wheels). For pip and uv only, two more
+compare the installers where they differ, the labs' way (dockerfiles/bench/installers.
+Dockerfile): lab (resolve requirements/<app>.in and download from a package index, no cache)
+and cache (the same with BuildKit cache mounts, warm, after the dep pin moved); the index is
+the wheelhouse served on 127.0.0.1 (package_index.py). Each is repeated; variants are
 interleaved in a rotated order so drift favours none. Builds go through images.build_image
 (the Dockerfiles, base, wheelhouse and engine command of `make images`) with a Config of
 their own: a private build folder (build/bench-work/<id>) and tags `bench-<app>:<variant>`,
@@ -35,7 +39,7 @@ from collections import namedtuple
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import bench_report, bench_serve, images
+from . import bench_report, bench_serve, images, package_index
 from .apps import app_spec, check_variant, load_apps, split_lock
 from .common import ROOT, ScriptError, note, step
 from .config import VARIANTS, Config
@@ -44,7 +48,10 @@ from .explain import record_path
 from .lockfile import normalize, read_lock
 from .wheelhouse import wheel_hashes
 
-SCENARIOS = ("cold", "warm", "code", "dep")
+SCENARIOS = ("cold", "warm", "code", "dep", "lab", "cache")
+# The installers' own scenarios: the bench-only Dockerfile, pip and uv, with the network.
+INSTALLER_SCENARIOS = ("lab", "cache")
+INSTALLERS = ROOT / "dockerfiles" / "bench" / "installers.Dockerfile"
 ALIASES = {"deps": "dep", "deps-change": "dep", "no-op": "warm"}
 HEALTH_TIMEOUT = 120.0
 POLL = 0.05
@@ -64,7 +71,10 @@ COMPILED = re.compile(r"layer\.py: compiled \d+ file\(s\) in (\d+(?:\.\d+)?) s")
 MARK = re.compile(r"bench-mark (begin|install|compile|end) (\d+(?:\.\d+)?)\s*$")
 FAIRNESS = ("same base, same wheelhouse, same engine command, same dependency layers; pip "
             "--no-compile and uv (no compile) both followed by the same bytecode step "
-            "(layer.py: hash-based, each layer's new sources); no installer cache")  # fmt: skip
+            "(layer.py: hash-based, each layer's new sources); no installer cache. lab and cache: "
+            "the labs' commands as they are (`pip install -r <app>.in`, `uv pip install -r "
+            "<app>.in`), the same index and network; pip compiles bytecode by default, uv does "
+            "not")  # fmt: skip
 
 
 Job = namedtuple("Job", "repeat app variant scenario")  # one measured build
@@ -77,7 +87,11 @@ def plan(apps: list[str], variants: list[str], scenarios: list[str], repeat: int
         for a, app in enumerate(apps):
             shift = (r - 1 + a) % max(len(variants), 1)
             for scenario in (s for s in SCENARIOS if s in scenarios):
-                jobs += [Job(r, app, v, scenario) for v in [*variants[shift:], *variants[:shift]]]
+                jobs += [
+                    Job(r, app, v, scenario)
+                    for v in [*variants[shift:], *variants[:shift]]
+                    if scenario not in INSTALLER_SCENARIOS or v in ("pip", "uv")
+                ]
     return jobs
 
 
@@ -191,6 +205,8 @@ class Bench:
         self.contexts: dict[tuple[str, str], Path] = {}
         self.image_ids: set[str] = set()
         self.results: dict = {"schema": 1, "builds": [], "images": [], "health": []}
+        self.stack = contextlib.ExitStack()  # the package index, while the bench runs
+        self.index_url = ""
 
     def prepare(self) -> None:
         """The engine, base, wheelhouse and models of `make images`; then this run's folder.
@@ -202,7 +218,14 @@ class Bench:
         self.by_hash = {digest: self.cfg.wheelhouse / name for name, digest in self.hashes.items()}
         self.base_layers = len(self.layers(self.base_image))
         self.dep_changes = ({app: self.dep_change(app) for app in self.args.apps}
-                            if "dep" in self.args.scenarios else {})  # fmt: skip
+                            if {"dep", "cache"} & set(self.args.scenarios) else {})  # fmt: skip
+        if set(INSTALLER_SCENARIOS) & set(self.args.scenarios):
+            wheels = {path: digest for digest, path in self.by_hash.items()}
+            wheels |= {self.args.out / "wheels" / c["wheel"]: c["sha256"]
+                       for c in self.dep_changes.values()}  # fmt: skip
+            package_index.write_index(self.work / "index", wheels)
+            self.index_url = self.stack.enter_context(package_index.serving(self.work / "index"))
+            note(f"package index of {len(wheels)} wheels for lab and cache: {self.index_url}")
 
     def dep_change(self, app: str) -> dict:
         """The pin moved in the `dep` scenario and its other wheel, fetched once and reused."""
@@ -340,6 +363,56 @@ class Bench:
             note(f"warning: {record['cached_steps']} step(s) came from the cache in a cold build")
         return record
 
+    def installer_context(self, app: str, change: dict | None = None) -> Path:
+        """The bench-only Dockerfile's context: the installers (tools/, buildtime/) and
+        requirements.in, the app's .in without its options (the index is the bench's); with
+        change, one more line that moves the dep pin."""
+        ctx = self.work / "installers" / app
+        if not ctx.exists():
+            shipped = self.contexts.get((app, "uv")) or images.assemble_context(
+                self.cfg, app, "uv", self.hashes)  # fmt: skip
+            for part in ("tools", "buildtime"):
+                shutil.copytree(shipped / part, ctx / part, copy_function=os.link)
+        lines = (ROOT / "requirements" / f"{app}.in").read_text().splitlines()
+        lines = [line for line in lines if not line.lstrip().startswith("-")]
+        if change:
+            lines.append(f"{change['package']}=={change['to']}  # bench dependency change")
+        (ctx / "requirements.in").write_text("\n".join(lines) + "\n")
+        return ctx
+
+    def run_install(self, app: str, variant: str, scenario: str, number: int) -> dict:
+        """One lab or cache build (cache: first warmed with the app's .in, then measured with
+        the dep pin moved); the image is removed at once."""
+        change = self.dep_changes.get(app) if scenario == "cache" else None
+        if scenario == "cache" and not change:
+            raise ScriptError(f"{app}: the cache scenario needs a dep change, and found none")
+        kept = self.out / "logs" / f"{number:03d}-{app}-{variant}-{scenario}.log"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        iidfile = kept.with_suffix(".iid")
+        for moved in [None, change] if change else [None]:
+            ctx = self.installer_context(app, moved)
+            args = ["build", "--network=host", "-f", str(INSTALLERS), "--target",
+                    f"{variant}-{scenario}", f"--build-arg=BASE_IMAGE={self.base_image}",
+                    f"--build-arg=INDEX_URL={self.index_url}",
+                    f"--build-arg=RUN_ID={uuid.uuid4().hex}", "--iidfile", str(iidfile),
+                    *self.engine.build_flags(self.base_image), str(ctx)]  # fmt: skip
+            first, start = len(self.engine.builds), time.monotonic()
+            with kept.open("w") as handle:
+                result = self.engine.run(args, stdout=handle, stderr=subprocess.STDOUT)
+            wall = time.monotonic() - start
+            if result.returncode != 0 or not iidfile.is_file():
+                lines = [ln for ln in kept.read_text().splitlines() if ln.strip()] or ["no output"]
+                reason = next((ln for ln in reversed(lines) if "error" in ln.lower()), lines[-1])
+                raise ScriptError(f"{app} {variant} {scenario} build failed: "
+                                  f"{reason.strip()[:300]} (full log: {kept})")  # fmt: skip
+            image = iidfile.read_text().strip()
+            self.engine.remove(image)
+        log = kept.read_text()
+        return {"app": app, "variant": variant, "scenario": scenario, "wall_s": round(wall, 3),
+                "command": self.engine.builds[first], "log": str(kept.relative_to(self.out)),
+                "image_id": image,
+                **step_cache(log), **parse_marks(log), "explain": []}  # fmt: skip
+
     def new_layer_bytes(self, tag: str, before: list[str]) -> dict:
         """The layers of tag that the image before the build did not have: how many, and
         their size as pushed (gzip -6)."""
@@ -383,6 +456,14 @@ class Bench:
         jobs = plan(args.apps, args.variants, args.scenarios, args.repeat)
         for number, job in enumerate(jobs, 1):
             key = (job.repeat, job.app, job.variant)
+            if job.scenario in INSTALLER_SCENARIOS:
+                record = self.run_install(job.app, job.variant, job.scenario, number)
+                self.results["builds"].append({**record, "index": number, "repeat": job.repeat})
+                self.engine.trim_cache()
+                print(f"[{number}/{len(jobs)}] {job.app} {job.variant} {job.scenario} "
+                      f"#{job.repeat} ... {record['wall_s']:.1f} s, install "
+                      f"{record.get('install_s', 0):.1f} s", flush=True)  # fmt: skip
+                continue
             if job.scenario != "cold" and key not in ready:
                 prime = self.run_build(job.app, job.variant, "prime", number)
                 print(f"[prime] {job.app} {job.variant} #{job.repeat} ... {prime['wall_s']:.1f} s",
@@ -401,6 +482,7 @@ class Bench:
     def cleanup(self) -> None:
         """Remove the bench tags, then the untagged images they left (an image with the
         content of a grocery-* image keeps that tag and stays), and the private folder."""
+        self.stack.close()
         if not self.work.exists():
             return
         tags = sorted(t for t in self.engine.tags() if t.startswith(self.args.prefix))
@@ -473,6 +555,8 @@ def main(cfg: Config, command: str, argv: list[str]) -> int:
     except BaseException as exc:
         results["error"] = f"{type(exc).__name__}: {exc}"
         (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+        with contextlib.suppress(Exception):  # the report of what was measured, marked so
+            bench_report.write_outputs(results, out)
         note(f"partial results: {out / 'results.json'}")
         raise
     finally:

@@ -86,3 +86,39 @@ def test_quick_run_writes_a_complete_report(tmp_path: Path) -> None:
     assert not [t for t in engine.tags() if t.startswith(prefix)], "bench images were left"
     work = list((cfg.build_dir / "bench-work").glob(f"*/context/*/{prefix}*"))
     assert not work, "the private build folder was left"
+
+
+def test_lab_and_cache_install_from_the_bench_index(tmp_path: Path) -> None:
+    """The installers' scenarios for real (uv; multistage has none): the labs' command
+    resolves and downloads from the bench's index over the host network, timed, and the
+    images are removed at once."""
+    prefix = f"benchtest-{uuid.uuid4().hex[:6]}-"
+    out = tmp_path / "bench"
+    done = subprocess.run(
+        [sys.executable, "-m", "imagetools", "bench-builds", "--apps", "flask", "--variants",
+         "uv", "multistage", "--scenarios", "lab", "cache", "--repeat", "1", "--out", str(out),
+         "--prefix", prefix],
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "scripts")),
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert "package index of" in done.stdout
+    results = json.loads((out / "latest" / "results.json").read_text())
+    lab, cache = results["builds"]
+    assert [(b["scenario"], b["variant"]) for b in (lab, cache)] == [("lab", "uv"), ("cache", "uv")]
+    for build in (lab, cache):
+        command = " ".join(build["command"])
+        assert "--network=host" in command and "installers.Dockerfile" in command
+        assert f"--target uv-{build['scenario']}" in command
+        assert "--build-arg=INDEX_URL=http://127.0.0.1:" in command
+        assert 0 < build["install_s"] < build["wall_s"]
+        log = (out / "latest" / build["log"]).read_text()
+        assert re.search(r"(Installed|Resolved) \d+ packages", log), log[-2000:]
+    # the cache build installed the moved pin, the one it was given
+    moved = results["dep_change"]["flask"]
+    assert f"{moved['package']}=={moved['to']}" in (out / "latest" / cache["log"]).read_text()
+    goals = {g["id"]: g for g in results["goals"]}
+    assert goals["uv-lab"]["status"] == "not measured"  # no pip build
+    engine = engine_for(Config.from_env())
+    for build in (lab, cache):
+        assert build["image_id"] and not engine.exists(build["image_id"]), "an image was left"

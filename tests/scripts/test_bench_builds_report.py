@@ -25,6 +25,15 @@ CFG = Config()
 
 
 # ---- bench_builds helpers ------------------------------------------------------------------
+def test_installer_scenarios_run_for_pip_and_uv_only() -> None:
+    jobs = bench.plan(["flask"], ["multistage", "uv", "pip"], ["lab", "cold", "cache"], 1)
+    assert [(j.scenario, j.variant) for j in jobs] == [
+        ("cold", "multistage"), ("cold", "uv"), ("cold", "pip"),
+        ("lab", "uv"), ("lab", "pip"), ("cache", "uv"), ("cache", "pip"),
+    ]  # fmt: skip
+    assert bench.plan(["flask"], ["multistage"], ["lab", "cache"], 2) == []
+
+
 def test_plan_interleaves_and_rotates_variants() -> None:
     jobs = bench.plan(["flask", "backend"], ["pip", "uv", "multistage"], ["code", "cold"], 2)
     assert len(jobs) == 2 * 2 * 2 * 3
@@ -201,7 +210,8 @@ def test_options_and_quick_defaults() -> None:
     parsed = args("--quick", "--apps", "frontend", "--repeat", "2")  # given flags win
     assert (parsed.apps, parsed.variants, parsed.repeat) == (["frontend"], ["pip", "uv"], 2)
     parsed = args()
-    assert parsed.scenarios == ["cold", "warm", "code", "dep"] and parsed.repeat == 3
+    assert parsed.scenarios == list(bench.SCENARIOS) and parsed.repeat == 3
+    assert bench.SCENARIOS == ("cold", "warm", "code", "dep", "lab", "cache")
     assert parsed.variants == ["pip", "uv", "multistage"]
     assert parsed.out == CFG.build_dir / "bench" and parsed.prefix == "bench-"
 
@@ -276,6 +286,10 @@ def results() -> dict:
             build("flask", "uv", "code", r, 4.0 + jitter / 10),  # too slow: goal not met
             build("backend", "pip", "cold", r, 300 + jitter, 200 + jitter),
             build("backend", "uv", "cold", r, 120 + jitter, 50 + jitter),  # 4x >= 3x
+            build("flask", "pip", "lab", r, 10 + jitter, 9 + jitter),
+            build("flask", "uv", "lab", r, 3 + jitter / 10, 2 + jitter / 10),  # 4.5x >= 3x
+            build("flask", "pip", "cache", r, 9 + jitter, 8 + jitter),
+            build("flask", "uv", "cache", r, 1.5, 0.4),  # 20x
         ]
     return {
         "schema": 1,
@@ -374,6 +388,22 @@ def test_goals_met_not_met_and_not_measured(results: dict) -> None:
     assert healthy["backend"]["status"] == "not met"  # it never answered
 
 
+def test_lab_goal_is_the_install_ratio_of_lab_builds(results: dict) -> None:
+    lab = by_subject(report.evaluate_goals(results), "uv-lab")
+    assert set(lab) == {"flask"}  # frontend has the goal too, but was not benchmarked
+    assert lab["flask"]["status"] == "met"
+    assert "pip 9.0 s / uv 2.0 s = 4.5x (margin +1.5x)" in lab["flask"]["detail"]
+    for b in results["builds"]:
+        if b["scenario"] == "lab" and b["variant"] == "uv":
+            b["install_s"] = 4.0
+    lab = by_subject(report.evaluate_goals(results), "uv-lab")
+    assert lab["flask"]["status"] == "not met" and "(margin -0.8x)" in lab["flask"]["detail"]
+    results["builds"] = [b for b in results["builds"] if b["scenario"] != "lab"]
+    assert by_subject(report.evaluate_goals(results), "uv-lab")["flask"]["status"] == (
+        "not measured"
+    )
+
+
 def test_dependency_bump_goals(results: dict) -> None:
     """One small pin bumped: <= 5 s, <= 15% of cold and new layers <= 5% of the image as
     pushed; the backend's bytecode step <= 6 s and its cold build <= 10% over the old one."""
@@ -439,6 +469,8 @@ def test_report_and_charts_are_written(results: dict, tmp_path: Path) -> None:
     assert "docker 20.10.24" in text and "2026-11-22" in text
     assert "| flask | cold | pip | 60.0 s | 59.0-61.0 | 30.0 s | 29.0-31.0 |" in text
     assert "| flask | 6.00x |" in text  # pip/uv install ratio
+    # per scenario: cold install, cold wall, lab install, lab wall, cache install, cache wall
+    assert "| flask | 6.00x | 1.71x | 4.50x | 3.33x | 20.00x | 6.00x |" in text
     assert "| flask | multistage | 200 MB | 67 MB | 3 (base 1 + 2) |" in text
     assert "**not met**" in text and "not measured" in text
     for name in saved["charts"]:

@@ -146,7 +146,7 @@ def test_dockerfile_defaults_equal_config(path: Path) -> None:
 
 
 def test_no_other_dockerfile_has_its_own_base_default() -> None:
-    for path in sorted((ROOT / "dockerfiles").glob("*.Dockerfile")):
+    for path in sorted((ROOT / "dockerfiles").rglob("*.Dockerfile")):  # bench/ too
         assert arg_defaults(path).get("BASE_IMAGE", [config.DEFAULT_BASE]) == [
             config.DEFAULT_BASE
         ], path.name

@@ -1,0 +1,61 @@
+"""A static PEP 503 package index of local wheels, served on the loopback while in use.
+
+The bench's `lab` and `cache` scenarios resolve and download through it, as the labs did from
+PyPI, but the same on every run and without the internet. Standard library only: the index is
+a folder of HTML pages (simple/<project>/index.html, each link with its #sha256=) and hard
+links to the wheels (files/), which http.server serves as they are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from html import escape
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import quote
+
+from .lockfile import normalize
+
+PAGE = "<!DOCTYPE html>\n<html><body>\n{}\n</body></html>\n"
+
+
+def write_index(root: Path, wheels: dict[Path, str]) -> None:
+    """root/simple/ for wheels ({path: sha256}), replacing what root held."""
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "files").mkdir(parents=True)
+    projects: dict[str, list[str]] = defaultdict(list)
+    for wheel, digest in sorted(wheels.items()):
+        os.link(wheel, root / "files" / wheel.name)
+        link = f"../../files/{quote(wheel.name)}#sha256={digest}"
+        projects[normalize(wheel.name.split("-")[0])].append(
+            f'<a href="{escape(link)}">{escape(wheel.name)}</a><br>'
+        )
+    for project, links in projects.items():
+        (root / "simple" / project).mkdir(parents=True)
+        (root / "simple" / project / "index.html").write_text(PAGE.format("\n".join(links)))
+    listing = (f'<a href="{p}/">{p}</a><br>' for p in sorted(projects))
+    (root / "simple" / "index.html").write_text(PAGE.format("\n".join(listing)))
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serving(root: Path) -> Iterator[str]:
+    """Serve root on 127.0.0.1 (a free port) in a thread; yields the index URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=root))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
+    finally:
+        server.shutdown()
+        server.server_close()
