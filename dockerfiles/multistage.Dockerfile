@@ -21,9 +21,9 @@ RUN --mount=type=bind,source=buildtime/prune_rootfs.py,target=/tmp/prune_rootfs.
 # stack, the rest), each exactly its part of the lock, pruned of the files listed under `prune`
 # in dockerfiles/apps.toml (torch's headers and C++ tests, package test suites), its bytecode
 # compiled hash-based, and staged as /tmp/layers/<n>/ for the runtime to copy one by one
-# (layer.py). uv is unpacked from its hash-checked wheel once; a step with no pins adds nothing.
-# Every file a step mounts reaches its cache key through DEPS<n>_SHA256 / TOOLS_SHA256 (see
-# the uv variant). The `date` lines are read by imagetools/bench_builds.py.
+# (layer.py). Each step unpacks uv from its hash-checked wheel, as in the uv variant; a step
+# with no pins adds nothing. Every file a step mounts reaches its cache key through
+# DEPS<n>_SHA256 / TOOLS_SHA256 (see the uv variant).
 FROM ${BASE_IMAGE} AS builder
 HEALTHCHECK NONE
 ARG TOOLS_SHA256=unset
@@ -35,48 +35,42 @@ RUN --mount=type=bind,source=tools,target=/tmp/build/tools \
 
 ARG DEPS1_SHA256=unset
 RUN --mount=type=bind,source=deps/1,target=/tmp/build/deps \
+    --mount=type=bind,source=tools,target=/tmp/build/tools \
     --mount=type=bind,source=buildtime,target=/tmp/build/bin \
     --mount=type=bind,source=prune.txt,target=/tmp/build/prune.txt \
     echo "dependency layer 1 inputs: sha256:${DEPS1_SHA256}" \
- && date "+bench-mark begin %s.%N" \
- && date "+bench-mark install %s.%N" \
+ && python3 /tmp/build/bin/layer.py tools /tmp/build/tools --uv /tmp/uv \
  && UV_NO_CACHE=1 /tmp/uv/uv pip install --quiet --python /opt/venv/bin/python \
       --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
       --link-mode copy -r /tmp/build/deps/lock.txt \
- && date "+bench-mark compile %s.%N" \
  && python3 /tmp/build/bin/layer.py finish /opt/venv --prune /tmp/build/prune.txt \
-      --stage /tmp/layers \
- && date "+bench-mark end %s.%N"
+      --stage /tmp/layers
 
 ARG DEPS2_SHA256=unset
 RUN --mount=type=bind,source=deps/2,target=/tmp/build/deps \
+    --mount=type=bind,source=tools,target=/tmp/build/tools \
     --mount=type=bind,source=buildtime,target=/tmp/build/bin \
     --mount=type=bind,source=prune.txt,target=/tmp/build/prune.txt \
     echo "dependency layer 2 inputs: sha256:${DEPS2_SHA256}" \
- && date "+bench-mark begin %s.%N" \
- && date "+bench-mark install %s.%N" \
+ && python3 /tmp/build/bin/layer.py tools /tmp/build/tools --uv /tmp/uv \
  && UV_NO_CACHE=1 /tmp/uv/uv pip install --quiet --python /opt/venv/bin/python \
       --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
       --link-mode copy -r /tmp/build/deps/lock.txt \
- && date "+bench-mark compile %s.%N" \
  && python3 /tmp/build/bin/layer.py finish /opt/venv --prune /tmp/build/prune.txt \
-      --stage /tmp/layers \
- && date "+bench-mark end %s.%N"
+      --stage /tmp/layers
 
 ARG DEPS3_SHA256=unset
 RUN --mount=type=bind,source=deps/3,target=/tmp/build/deps \
+    --mount=type=bind,source=tools,target=/tmp/build/tools \
     --mount=type=bind,source=buildtime,target=/tmp/build/bin \
     --mount=type=bind,source=prune.txt,target=/tmp/build/prune.txt \
     echo "dependency layer 3 inputs: sha256:${DEPS3_SHA256}" \
- && date "+bench-mark begin %s.%N" \
- && date "+bench-mark install %s.%N" \
+ && python3 /tmp/build/bin/layer.py tools /tmp/build/tools --uv /tmp/uv \
  && UV_NO_CACHE=1 /tmp/uv/uv pip install --quiet --python /opt/venv/bin/python \
       --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
       --link-mode copy -r /tmp/build/deps/lock.txt \
- && date "+bench-mark compile %s.%N" \
  && python3 /tmp/build/bin/layer.py finish /opt/venv --prune /tmp/build/prune.txt \
-      --stage /tmp/layers --last \
- && date "+bench-mark end %s.%N"
+      --stage /tmp/layers --last
 
 # ---- runtime ------------------------------------------------------------------------------
 FROM scratch AS job

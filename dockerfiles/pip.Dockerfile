@@ -34,51 +34,39 @@ RUN echo "setup inputs: the base image only" \
 # Every file a step mounts reaches its cache key through DEPS<n>_SHA256, the sha256 of that
 # layer's lock and wheels, the tools and the helper scripts, which imagetools/images.py
 # (step_inputs) computes from the bytes on disk: Podman keys a RUN on its text, build args and
-# parent layer, not on mounted content. The `date` lines are read by imagetools/bench_builds.py.
+# parent layer, not on mounted content.
 ARG DEPS1_SHA256=unset
 RUN --mount=type=bind,source=deps/1,target=/tmp/build/deps \
     --mount=type=bind,source=tools,target=/tmp/build/tools \
     --mount=type=bind,source=buildtime,target=/tmp/build/bin \
     echo "dependency layer 1 inputs: sha256:${DEPS1_SHA256}" \
- && date "+bench-mark begin %s.%N" \
  && python3 /tmp/build/bin/layer.py tools /tmp/build/tools \
- && date "+bench-mark install %s.%N" \
  && /opt/venv/bin/python /tmp/build/tools/pip.whl/pip install --no-index \
       --find-links /tmp/build/deps --require-hashes --no-deps --no-compile \
       --no-cache-dir --disable-pip-version-check --quiet -r /tmp/build/deps/lock.txt \
- && date "+bench-mark compile %s.%N" \
- && python3 /tmp/build/bin/layer.py finish /opt/venv \
- && date "+bench-mark end %s.%N"
+ && python3 /tmp/build/bin/layer.py finish /opt/venv
 
 ARG DEPS2_SHA256=unset
 RUN --mount=type=bind,source=deps/2,target=/tmp/build/deps \
     --mount=type=bind,source=tools,target=/tmp/build/tools \
     --mount=type=bind,source=buildtime,target=/tmp/build/bin \
     echo "dependency layer 2 inputs: sha256:${DEPS2_SHA256}" \
- && date "+bench-mark begin %s.%N" \
  && python3 /tmp/build/bin/layer.py tools /tmp/build/tools \
- && date "+bench-mark install %s.%N" \
  && /opt/venv/bin/python /tmp/build/tools/pip.whl/pip install --no-index \
       --find-links /tmp/build/deps --require-hashes --no-deps --no-compile \
       --no-cache-dir --disable-pip-version-check --quiet -r /tmp/build/deps/lock.txt \
- && date "+bench-mark compile %s.%N" \
- && python3 /tmp/build/bin/layer.py finish /opt/venv \
- && date "+bench-mark end %s.%N"
+ && python3 /tmp/build/bin/layer.py finish /opt/venv
 
 ARG DEPS3_SHA256=unset
 RUN --mount=type=bind,source=deps/3,target=/tmp/build/deps \
     --mount=type=bind,source=tools,target=/tmp/build/tools \
     --mount=type=bind,source=buildtime,target=/tmp/build/bin \
     echo "dependency layer 3 inputs: sha256:${DEPS3_SHA256}" \
- && date "+bench-mark begin %s.%N" \
  && python3 /tmp/build/bin/layer.py tools /tmp/build/tools \
- && date "+bench-mark install %s.%N" \
  && /opt/venv/bin/python /tmp/build/tools/pip.whl/pip install --no-index \
       --find-links /tmp/build/deps --require-hashes --no-deps --no-compile \
       --no-cache-dir --disable-pip-version-check --quiet -r /tmp/build/deps/lock.txt \
- && date "+bench-mark compile %s.%N" \
- && python3 /tmp/build/bin/layer.py finish /opt/venv \
- && date "+bench-mark end %s.%N"
+ && python3 /tmp/build/bin/layer.py finish /opt/venv
 
 COPY app/ /app/
 

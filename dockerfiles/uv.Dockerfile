@@ -41,21 +41,17 @@ RUN --mount=type=bind,source=tools,target=/tmp/build/tools \
 # Every file a step mounts reaches its cache key through DEPS<n>_SHA256, the sha256 of that
 # layer's lock and wheels, the tools and the helper scripts, which imagetools/images.py
 # (step_inputs) computes from the bytes on disk: Podman keys a RUN on its text, build args and
-# parent layer, not on mounted content. The `date` lines are read by imagetools/bench_builds.py.
+# parent layer, not on mounted content.
 ARG DEPS1_SHA256=unset
 RUN --mount=type=bind,source=deps/1,target=/tmp/build/deps \
     --mount=type=bind,source=tools,target=/tmp/build/tools \
     --mount=type=bind,source=buildtime,target=/tmp/build/bin \
     echo "dependency layer 1 inputs: sha256:${DEPS1_SHA256}" \
- && date "+bench-mark begin %s.%N" \
  && python3 /tmp/build/bin/layer.py tools /tmp/build/tools --uv /tmp/uv \
- && date "+bench-mark install %s.%N" \
  && UV_NO_CACHE=1 /tmp/uv/uv pip install --quiet --python /opt/venv/bin/python \
       --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
       --link-mode copy -r /tmp/build/deps/lock.txt \
- && date "+bench-mark compile %s.%N" \
  && python3 /tmp/build/bin/layer.py finish /opt/venv \
- && date "+bench-mark end %s.%N" \
  && rm -rf /tmp/uv
 
 ARG DEPS2_SHA256=unset
@@ -63,15 +59,11 @@ RUN --mount=type=bind,source=deps/2,target=/tmp/build/deps \
     --mount=type=bind,source=tools,target=/tmp/build/tools \
     --mount=type=bind,source=buildtime,target=/tmp/build/bin \
     echo "dependency layer 2 inputs: sha256:${DEPS2_SHA256}" \
- && date "+bench-mark begin %s.%N" \
  && python3 /tmp/build/bin/layer.py tools /tmp/build/tools --uv /tmp/uv \
- && date "+bench-mark install %s.%N" \
  && UV_NO_CACHE=1 /tmp/uv/uv pip install --quiet --python /opt/venv/bin/python \
       --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
       --link-mode copy -r /tmp/build/deps/lock.txt \
- && date "+bench-mark compile %s.%N" \
  && python3 /tmp/build/bin/layer.py finish /opt/venv \
- && date "+bench-mark end %s.%N" \
  && rm -rf /tmp/uv
 
 ARG DEPS3_SHA256=unset
@@ -79,15 +71,11 @@ RUN --mount=type=bind,source=deps/3,target=/tmp/build/deps \
     --mount=type=bind,source=tools,target=/tmp/build/tools \
     --mount=type=bind,source=buildtime,target=/tmp/build/bin \
     echo "dependency layer 3 inputs: sha256:${DEPS3_SHA256}" \
- && date "+bench-mark begin %s.%N" \
  && python3 /tmp/build/bin/layer.py tools /tmp/build/tools --uv /tmp/uv \
- && date "+bench-mark install %s.%N" \
  && UV_NO_CACHE=1 /tmp/uv/uv pip install --quiet --python /opt/venv/bin/python \
       --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
       --link-mode copy -r /tmp/build/deps/lock.txt \
- && date "+bench-mark compile %s.%N" \
  && python3 /tmp/build/bin/layer.py finish /opt/venv \
- && date "+bench-mark end %s.%N" \
  && rm -rf /tmp/uv
 
 COPY app/ /app/

@@ -2,7 +2,8 @@
 # labs' way of installing, pip against uv, each resolving an app's requirements/<app>.in and
 # downloading the wheels from a package index. The bench serves that index on the build
 # host's loopback (a static PEP 503 index of the wheelhouse) and builds with --network=host,
-# so every run repeats without the internet. The `date` lines time the install command.
+# so every run repeats without the internet. The `date` lines time the install command
+# (read as layer.py's own progress lines are).
 # Targets: pip-lab and uv-lab (no installer cache, as the labs' Dockerfiles), pip-cache and
 # uv-cache (BuildKit cache mounts for the installers' caches, kept between builds).
 # No HEALTHCHECK: these images never run.
@@ -24,20 +25,20 @@ ARG INDEX_URL
 ARG RUN_ID
 RUN --mount=type=bind,source=.,target=/tmp/build \
     echo "run ${RUN_ID}" \
- && date "+bench-mark begin %s.%N" && date "+bench-mark install %s.%N" \
+ && date "+bench: tools ready @%s.%N" \
  && python /tmp/build/tools/pip.whl/pip install --no-cache-dir --disable-pip-version-check \
       --progress-bar off --index-url "${INDEX_URL}" -r /tmp/build/requirements.in \
- && date "+bench-mark compile %s.%N" && date "+bench-mark end %s.%N"
+ && date "+bench: installed @%s.%N" && date "+bench: finished @%s.%N"
 
 FROM setup AS uv-lab
 ARG INDEX_URL
 ARG RUN_ID
 RUN --mount=type=bind,source=.,target=/tmp/build \
     echo "run ${RUN_ID}" \
- && date "+bench-mark begin %s.%N" && date "+bench-mark install %s.%N" \
+ && date "+bench: tools ready @%s.%N" \
  && uv pip install --no-cache --python /opt/venv/bin/python --index-url "${INDEX_URL}" \
       -r /tmp/build/requirements.in \
- && date "+bench-mark compile %s.%N" && date "+bench-mark end %s.%N"
+ && date "+bench: installed @%s.%N" && date "+bench: finished @%s.%N"
 
 FROM setup AS pip-cache
 ARG INDEX_URL
@@ -45,10 +46,10 @@ ARG RUN_ID
 RUN --mount=type=bind,source=.,target=/tmp/build \
     --mount=type=cache,target=/root/.cache/pip,id=grocery-bench-pip \
     echo "run ${RUN_ID}" \
- && date "+bench-mark begin %s.%N" && date "+bench-mark install %s.%N" \
+ && date "+bench: tools ready @%s.%N" \
  && python /tmp/build/tools/pip.whl/pip install --disable-pip-version-check \
       --progress-bar off --index-url "${INDEX_URL}" -r /tmp/build/requirements.in \
- && date "+bench-mark compile %s.%N" && date "+bench-mark end %s.%N"
+ && date "+bench: installed @%s.%N" && date "+bench: finished @%s.%N"
 
 # uv's guide: a cache mount and UV_LINK_MODE=copy (the cache is another file system).
 FROM setup AS uv-cache
@@ -58,7 +59,7 @@ ENV UV_LINK_MODE=copy
 RUN --mount=type=bind,source=.,target=/tmp/build \
     --mount=type=cache,target=/root/.cache/uv,id=grocery-bench-uv \
     echo "run ${RUN_ID}" \
- && date "+bench-mark begin %s.%N" && date "+bench-mark install %s.%N" \
+ && date "+bench: tools ready @%s.%N" \
  && uv pip install --python /opt/venv/bin/python --index-url "${INDEX_URL}" \
       -r /tmp/build/requirements.in \
- && date "+bench-mark compile %s.%N" && date "+bench-mark end %s.%N"
+ && date "+bench: installed @%s.%N" && date "+bench: finished @%s.%N"

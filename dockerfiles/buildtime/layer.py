@@ -12,6 +12,10 @@ layer.py finish VENV [--prune LIST --stage DIR [--last]]
     layer installed (--last: a pattern whose package no layer installed is an error),
     and --stage hard-links everything this layer added to VENV into
     DIR/<n>/ (n = 1, 2, ...), a tree the runtime stage copies as one layer of its own.
+
+Both print when they end (`tools ready`, `finished`) and finish also when it starts
+(`installed`), each line ending in @<Unix time>: imagetools/bench_builds.py reads the install
+command's time between them (so the Dockerfiles need no timing lines of their own).
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ import scrub_venv
 SKIP = re.compile(r"/tests/|/testing/_internal/|py312_intrinsics")
 HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 STAGED_MTIME = 315_532_800  # 1980-01-01, as the wheelhouse's wheels
+
+
+def mark(event: str, started: float | None = None) -> None:
+    """One progress line, with how long this command took and the wall-clock time."""
+    took = f" in {time.monotonic() - started:.2f} s" if started is not None else ""
+    print(f"layer.py: {event}{took} @{time.time():.3f}", flush=True)
 
 
 def fail(message: str) -> None:
@@ -183,10 +193,14 @@ def main(argv: list[str]) -> int:
     done.add_argument("--stage", type=Path)
     done.add_argument("--last", action="store_true")
     args = parser.parse_args(argv)
+    started = time.monotonic()
     if args.command == "tools":
         check_tools(args.directory, args.uv)
+        mark("tools ready", started)
     else:
+        mark("installed")
         finish(args.venv, args.prune, args.stage, args.last)
+        mark("finished", started)
     return 0
 
 

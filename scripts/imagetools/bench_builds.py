@@ -68,7 +68,10 @@ DEP_CANDIDATES = (
     "itsdangerous",
 )
 COMPILED = re.compile(r"layer\.py: compiled \d+ file\(s\) in (\d+(?:\.\d+)?) s")
-MARK = re.compile(r"bench-mark (begin|install|compile|end) (\d+(?:\.\d+)?)\s*$")
+# layer.py's progress lines (and the bench-only Dockerfile's, in the same form): each ends in
+# the wall-clock time; `tools ready` also says how long the tools check took.
+MARK = re.compile(r"(?:layer\.py|bench): (tools ready|installed|finished)"
+                  r"(?: in (\d+(?:\.\d+)?) s)? @(\d+(?:\.\d+)?)\s*$")  # fmt: skip
 FAIRNESS = ("same base, same wheelhouse, same engine command, same dependency layers; pip "
             "--no-compile and uv (no compile) both followed by the same bytecode step "
             "(layer.py: hash-based, each layer's new sources); no installer cache. lab and cache: "
@@ -96,17 +99,26 @@ def plan(apps: list[str], variants: list[str], scenarios: list[str], repeat: int
 
 
 def parse_marks(log: str) -> dict[str, float]:
-    """Install segments (seconds) from the `bench-mark` timestamps of a build log, summed over
-    the dependency steps that ran (a cached step prints none)."""
-    found: dict[str, list[float]] = {}
+    """Seconds per segment of the dependency steps that ran (a cached step prints nothing),
+    summed, from their progress lines: setup (the installers' check), install (from `tools
+    ready` to `installed`: the install command) and the whole step from its tools check on."""
+    sums = {"setup_s": 0.0, "install_s": 0.0, "install_step_s": 0.0}
+    step: dict[str, float] = {}
+    found = False
     for line in log.splitlines():
-        if match := MARK.search(line):
-            found.setdefault(match[1], []).append(float(match[2]))
-    segments = {"setup_s": ("begin", "install"), "install_s": ("install", "compile"),
-                "compile_s": ("compile", "end"), "install_step_s": ("begin", "end")}  # fmt: skip
-    return {name: round(sum(b - a for a, b in zip(found[start], found[end], strict=True)), 3)
-            for name, (start, end) in segments.items()
-            if found.get(start) and len(found[start]) == len(found.get(end, []))}  # fmt: skip
+        if not (match := MARK.search(line)):
+            continue
+        event, at = match[1], float(match[3])
+        if event == "tools ready":  # a new step (the setup step's has no `installed`)
+            step = {"setup": float(match[2] or 0), "ready": at}
+        elif event == "installed" and "ready" in step:
+            step["installed"] = at
+        elif event == "finished" and "installed" in step:
+            sums["setup_s"] += step["setup"]
+            sums["install_s"] += step["installed"] - step["ready"]
+            sums["install_step_s"] += at - step["ready"] + step["setup"]
+            step, found = {}, True
+    return {name: round(value, 3) for name, value in sums.items()} if found else {}
 
 
 def compile_seconds(log: str) -> dict[str, float]:

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import os
 import shutil
+import sys
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
@@ -48,10 +49,18 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that stops reading a file it no longer needs (uv, once it has a wheel's
+        # metadata) is no error of the index; anything else is printed as usual.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 @contextlib.contextmanager
 def serving(root: Path) -> Iterator[str]:
     """Serve root on 127.0.0.1 (a free port) in a thread; yields the index URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=root))
+    server = _Server(("127.0.0.1", 0), functools.partial(_Quiet, directory=root))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -15,14 +15,14 @@ BUILDKIT_LOG = """\
 #5 [job 2/6] RUN --mount=type=bind,source=tools,target=/tmp/build/tools echo "setup inputs: sha256:${TOOLS_SHA256}" && find /
 #5 CACHED
 
-#6 [job 3/6] RUN --mount=type=bind,source=deps/1,target=/tmp/build/deps echo "dependency layer 1 inputs: sha256:${DEPS1_SHA256}" && date
+#6 [job 3/6] RUN --mount=type=bind,source=deps/1,target=/tmp/build/deps echo "dependency layer 1 inputs: sha256:${DEPS1_SHA256}" && python3
 #6 CACHED
 
-#7 [job 4/6] RUN --mount=type=bind,source=deps/2,target=/tmp/build/deps echo "dependency layer 2 inputs: sha256:${DEPS2_SHA256}" && date
+#7 [job 4/6] RUN --mount=type=bind,source=deps/2,target=/tmp/build/deps echo "dependency layer 2 inputs: sha256:${DEPS2_SHA256}" && python3
 #7 CACHED
 
-#8 [job 5/6] RUN --mount=type=bind,source=deps/3,target=/tmp/build/deps echo "dependency layer 3 inputs: sha256:${DEPS3_SHA256}" && date
-#8 0.1 bench-mark begin 1.2
+#8 [job 5/6] RUN --mount=type=bind,source=deps/3,target=/tmp/build/deps echo "dependency layer 3 inputs: sha256:${DEPS3_SHA256}" && python3
+#8 0.1 layer.py: tools ready in 0.05 s @1.2
 #8 DONE 1.5s
 
 #9 [job 6/6] COPY app/ /app/
@@ -37,7 +37,7 @@ PODMAN_LOG = """\
 --> Using cache 2c727762a51cbef0
 [2/3] STEP 8/9: RUN --mount=type=bind,source=deps/2,target=/tmp/build/deps echo "dependency layer 2 inputs: sha256:${DEPS2_SHA256}"
 dependency layer 2 inputs: sha256:abc
-bench-mark begin 1.2
+layer.py: tools ready in 0.05 s @1.2
 --> 97fbe98ca67
 [2/3] STEP 9/9: RUN --mount=type=bind,source=deps/3,target=/tmp/build/deps echo "dependency layer 3 inputs: sha256:${DEPS3_SHA256}"
 --> 17fbe98ca67
