@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dash
+import flask
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
@@ -174,6 +175,8 @@ def update_result(
     max_bytes: int,
 ) -> tuple[Any, ...]:
     """The callback body: dispatch on what triggered it; never raises."""
+    if not isinstance(filename, str):  # a crafted request, not the browser's upload box
+        filename = None
     try:
         if trigger == "predict-random":
             view = show_random_prediction(client)
@@ -275,6 +278,44 @@ def layout(settings: Settings) -> html.Div:
     )
 
 
+DISPATCH_PATH = "_dash-update-component"
+
+
+def _is_prop(item: object) -> bool:
+    """One input, state or output entry: {"id": ..., "property": str, ...}."""
+    return isinstance(item, dict) and "id" in item and isinstance(item.get("property"), str)
+
+
+def callback_body_problem(body: object, callbacks: dict) -> str | None:
+    """Why body is not a callback request of this app (None when it is one): a JSON object
+    naming a known output, with lists of inputs and state (entries or lists of entries, as
+    pattern-matching callbacks send), outputs and changedPropIds as the renderer sends them."""
+    if not isinstance(body, dict):
+        return "the body is not a JSON object"
+    if not isinstance(body.get("output"), str) or body["output"] not in callbacks:
+        return "no callback has that output"
+    callback = callbacks[body["output"]]
+    for key in ("inputs", "state"):
+        entries = body.get(key, [])
+        if not isinstance(entries, list) or not all(
+            _is_prop(e) or (isinstance(e, list) and all(map(_is_prop, e))) for e in entries
+        ):
+            return f"{key!r} is not a list of {{id, property, value}} entries"
+        if len(entries) != len(callback[key]):
+            return f"{key!r} has {len(entries)} entries, the callback takes {len(callback[key])}"
+    outputs, wanted = body.get("outputs"), callback["outputs_indices"]
+    if isinstance(wanted, int) and not _is_prop(outputs):
+        return "'outputs' is not an {id, property} entry"
+    if isinstance(wanted, list) and not (
+        isinstance(outputs, list) and len(outputs) == len(wanted) and all(map(_is_prop, outputs))
+    ):
+        return f"'outputs' is not a list of {len(wanted)} {{id, property}} entries"
+    changed = body.get("changedPropIds", [])
+    if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):
+        return "'changedPropIds' is not a list of strings"
+    return None
+
+
 def create_app(settings: Settings | None = None, client: BackendClient | None = None) -> dash.Dash:
     """Build the Dash app; assets are served locally (no CDN)."""
     settings = settings or Settings()
@@ -291,6 +332,16 @@ def create_app(settings: Settings | None = None, client: BackendClient | None = 
     def _too_deep(_error: RecursionError) -> tuple[dict, int]:
         """A callback body nested deeper than the JSON parser can follow is bad input."""
         return {"error": "the request body is nested too deeply"}, 400
+
+    @app.server.before_request
+    def _check_callback_body() -> tuple[dict, int] | None:
+        """A callback request that Dash's renderer would never send is answered 400 here,
+        before Dash reads it (it would fail with a 500 and an HTML traceback)."""
+        if flask.request.method == "POST" and flask.request.path.endswith(DISPATCH_PATH):
+            problem = callback_body_problem(flask.request.get_json(silent=True), app.callback_map)
+            if problem:
+                return {"error": f"not a Dash callback request: {problem}"}, 400
+        return None
 
     @app.callback(
         [Output(i, p) for i, p in OUTPUTS],

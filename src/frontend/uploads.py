@@ -45,7 +45,7 @@ def _megabytes(n: int) -> str:
 def decode_upload(contents: str, filename: str | None, max_bytes: int) -> tuple[bytes, str]:
     """Decode a dcc.Upload data URL; return (bytes, media type) or raise UploadError."""
     name = filename or "The file"
-    header, sep, payload = (contents or "").partition(",")
+    header, sep, payload = (contents if isinstance(contents, str) else "").partition(",")
     if not sep or not header.startswith("data:") or not header.endswith(";base64"):
         raise UploadError(f"{name} could not be read as an uploaded file.")
     # Refuse before decoding: base64 holds 3 bytes per 4 characters.

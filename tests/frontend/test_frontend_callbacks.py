@@ -309,6 +309,65 @@ def test_a_deeply_nested_callback_body_is_a_400_not_a_500(stub_backend: StubBack
     assert response.get_json() == {"error": "the request body is nested too deeply"}
 
 
+def _good_body(app: dash.Dash) -> dict:
+    output = next(k for k in app.callback_map if "predicted-label" in k)
+    return {
+        "output": output,
+        "outputs": [{"id": i, "property": p} for i, p in OUTPUTS],
+        "inputs": [{"id": "predict-random", "property": "n_clicks", "value": 1},
+                   {"id": "upload-image", "property": "contents", "value": None}],
+        "state": [{"id": "upload-image", "property": "filename", "value": None}],
+        "changedPropIds": ["predict-random.n_clicks"],
+    }  # fmt: skip
+
+
+# Each: what replaces the browser's body (a function of it), and the reason in the answer.
+MALFORMED = [
+    pytest.param(lambda b: {}, "no callback has that output", id="empty-object"),
+    pytest.param(lambda b: [], "not a JSON object", id="list"),
+    pytest.param(lambda b: "str", "not a JSON object", id="string"),
+    pytest.param(lambda b: {**b, "output": 5}, "no callback has that output", id="output-int"),
+    pytest.param(lambda b: {**b, "output": "x.children"}, "no callback has that output",
+                 id="output-unknown"),
+    pytest.param(lambda b: {k: v for k, v in b.items() if k != "inputs"},
+                 "'inputs' has 0 entries, the callback takes 2", id="no-inputs"),
+    pytest.param(lambda b: {**b, "inputs": b["inputs"][:1]}, "'inputs' has 1 entries",
+                 id="one-input"),
+    pytest.param(lambda b: {**b, "inputs": [1, 2]}, "'inputs' is not a list of", id="input-ints"),
+    pytest.param(lambda b: {**b, "state": "x"}, "'state' is not a list of", id="state-string"),
+    pytest.param(lambda b: {**b, "outputs": 3}, "'outputs' is not a list of 7", id="outputs-int"),
+    pytest.param(lambda b: {**b, "outputs": b["outputs"][:1]}, "'outputs' is not a list of 7",
+                 id="outputs-short"),
+    pytest.param(lambda b: {**b, "changedPropIds": [1]}, "'changedPropIds' is not a list",
+                 id="changed-int"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("change", "reason"), MALFORMED)
+def test_a_malformed_callback_body_is_a_400_with_the_reason(change, reason: str) -> None:
+    app = create_app(Settings(api_url="http://127.0.0.1:9", request_timeout=1))
+    client = app.server.test_client()
+    good = _good_body(app)
+    assert client.post("/_dash-update-component", json=good).status_code == 200
+    response = client.post("/_dash-update-component", json=change(good))
+    assert response.status_code == 400, response.data[:300]
+    assert reason in response.get_json()["error"]
+    assert response.get_json()["error"].startswith("not a Dash callback request: ")
+
+
+@pytest.mark.parametrize("contents", [5, {"a": 1}, ["x"]])
+def test_an_upload_that_is_no_data_url_gets_the_message(contents: object) -> None:
+    app = create_app(Settings(api_url="http://127.0.0.1:9", request_timeout=1))
+    body = _good_body(app)
+    body["inputs"][1]["value"] = contents
+    body["state"][0]["value"] = 7  # no file name either
+    body["changedPropIds"] = ["upload-image.contents"]
+    response = app.server.test_client().post("/_dash-update-component", json=body)
+    assert response.status_code == 200
+    shown = response.get_json()["response"]["error-message"]["children"]
+    assert shown == "The file could not be read as an uploaded file."
+
+
 def test_the_upload_box_bounds_the_file_size_in_the_browser(stub_backend: StubBackend) -> None:
     settings = Settings(api_url=stub_backend.url, request_timeout=2, max_upload_bytes=1000)
     upload = create_app(settings).layout.children[3].children[1]
