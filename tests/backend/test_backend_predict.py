@@ -267,3 +267,33 @@ def test_busy_decoding_slots_answer_503_with_retry_after(settings, monkeypatch, 
     assert first[0].status_code == 200
     assert_error(refused, 503, "busy", "retry")
     assert refused.headers["retry-after"] == "1"
+
+
+def test_uploads_past_max_pending_get_503_before_their_body_is_read(settings, monkeypatch,
+                                                                     png) -> None:  # fmt: skip
+    """Each pending upload may spool MAX_UPLOAD_BYTES to /tmp: one more than
+    MAX_PENDING_UPLOADS is refused at once, and a slot frees when its request ends."""
+    import threading
+    import time
+
+    from backend.routers import predict
+
+    classify = predict._classify
+
+    def slow(*args):
+        time.sleep(1.0)
+        return classify(*args)
+
+    monkeypatch.setattr(predict, "_classify", slow)
+    tight = settings.model_copy(update={"MAX_PENDING_UPLOADS": 1, "QUEUE_TIMEOUT": 30})
+    with TestClient(create_app(tight), raise_server_exceptions=False) as busy_client:
+        first: list = []
+        holder = threading.Thread(target=lambda: first.append(post_file(busy_client, png)))
+        holder.start()
+        time.sleep(0.3)  # the first upload is in progress
+        refused = post_file(busy_client, png)
+        holder.join()
+        again = post_file(busy_client, png)  # the slot is free again
+    assert first[0].status_code == 200 and again.status_code == 200
+    assert_error(refused, 503, "busy", "1 uploads are already in progress")
+    assert refused.headers["retry-after"] == "1"

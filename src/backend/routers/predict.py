@@ -19,7 +19,8 @@ MULTIPART = "multipart/form-data"
 
 
 class MultipartRoute(APIRoute):
-    """A route that answers 415 to anything but a multipart form, before parsing the body."""
+    """A route that answers, before it reads the body, 415 to anything but a multipart form
+    and 503 (Retry-After) when MAX_PENDING_UPLOADS uploads are already in progress."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -32,7 +33,19 @@ class MultipartRoute(APIRoute):
                     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
                     f"send the image as {MULTIPART} with a 'file' field (got {got})",
                 )
-            return await handler(request)
+            state = request.app.state  # one event loop: no await between check and count
+            limit = state.settings.MAX_PENDING_UPLOADS
+            if state.uploads_pending >= limit:
+                raise HTTPException(
+                    status.HTTP_503_SERVICE_UNAVAILABLE,
+                    f"busy: {limit} uploads are already in progress; retry shortly",
+                    headers={"Retry-After": "1"},
+                )
+            state.uploads_pending += 1
+            try:
+                return await handler(request)
+            finally:
+                state.uploads_pending -= 1
 
         return multipart_only
 
