@@ -3,17 +3,21 @@
 The bench's `lab` and `cache` scenarios resolve and download through it, as the labs did from
 PyPI, but the same on every run and without the internet. Standard library only: the index is
 a folder of HTML pages (simple/<project>/index.html, each link with its #sha256=) and hard
-links to the wheels (files/), which http.server serves as they are.
+links to the wheels (files/), which http.server serves as they are. Like PyPI, it serves each
+wheel's METADATA on its own (PEP 658/714: files/<wheel>.metadata, announced on the link), so
+a resolver reads a candidate's dependencies without downloading the wheel.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import shutil
 import sys
 import threading
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
 from html import escape
@@ -33,9 +37,16 @@ def write_index(root: Path, wheels: dict[Path, str]) -> None:
     projects: dict[str, list[str]] = defaultdict(list)
     for wheel, digest in sorted(wheels.items()):
         os.link(wheel, root / "files" / wheel.name)
+        with zipfile.ZipFile(wheel) as archive:
+            name = next(n for n in archive.namelist()
+                        if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))  # fmt: skip
+            metadata = archive.read(name)
+        (root / "files" / f"{wheel.name}.metadata").write_bytes(metadata)
+        announced = f"sha256={hashlib.sha256(metadata).hexdigest()}"
         link = f"../../files/{quote(wheel.name)}#sha256={digest}"
         projects[normalize(wheel.name.split("-")[0])].append(
-            f'<a href="{escape(link)}">{escape(wheel.name)}</a><br>'
+            f'<a href="{escape(link)}" data-dist-info-metadata="{announced}" '
+            f'data-core-metadata="{announced}">{escape(wheel.name)}</a><br>'
         )
     for project, links in projects.items():
         (root / "simple" / project).mkdir(parents=True)

@@ -56,6 +56,14 @@ def test_pages_link_every_wheel_with_its_hash(index: Path) -> None:
         wheel = index / "files" / f"bench_dep-{version}-py3-none-any.whl"
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
         assert f'href="../../files/{wheel.name}#sha256={digest}"' in page
+    # PEP 658/714: each wheel's METADATA beside it, its hash on the link
+    wheel = index / "files" / "bench_probe-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read("bench_probe-1.0.dist-info/METADATA")
+    assert (index / "files" / f"{wheel.name}.metadata").read_bytes() == metadata
+    announced = f"sha256={hashlib.sha256(metadata).hexdigest()}"
+    page = (index / "simple" / "bench-probe" / "index.html").read_text()
+    assert f'data-dist-info-metadata="{announced}" data-core-metadata="{announced}"' in page
     assert sorted(p.name for p in (index / "simple").iterdir()) == [
         "bench-dep", "bench-probe", "index.html"]  # fmt: skip
 
