@@ -19,8 +19,9 @@ MULTIPART = "multipart/form-data"
 
 
 class MultipartRoute(APIRoute):
-    """A route that answers, before it reads the body, 415 to anything but a multipart form
-    and 503 (Retry-After) when MAX_PENDING_UPLOADS uploads are already in progress."""
+    """A route that answers 415 to anything but a multipart form, before reading the body,
+    and 503 (Retry-After) when MAX_PENDING_UPLOADS uploads are already in progress, after
+    reading the body without keeping it (nothing spooled, nothing in memory)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -36,6 +37,10 @@ class MultipartRoute(APIRoute):
             state = request.app.state  # one event loop: no await between check and count
             limit = state.settings.MAX_PENDING_UPLOADS
             if state.uploads_pending >= limit:
+                # Read the body to its end, keeping nothing, so that the client, still
+                # sending, gets the answer rather than a broken connection.
+                async for _chunk in request.stream():
+                    pass
                 raise HTTPException(
                     status.HTTP_503_SERVICE_UNAVAILABLE,
                     f"busy: {limit} uploads are already in progress; retry shortly",
