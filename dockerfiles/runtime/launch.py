@@ -1,7 +1,7 @@
 """Container entry point: exec the app's command from /app/launch.json as PID 1.
 
 The Dockerfiles are shared by every app, so the command is data: launch.json is written into
-the build context by scripts/build.py from dockerfiles/apps.toml. Arguments given to
+the build context by imagetools/images.py from dockerfiles/apps.toml. Arguments given to
 `docker run IMAGE ...` are appended to the command. `exec` replaces this process, so the
 server itself is PID 1 and receives SIGTERM from `docker stop`.
 """
