@@ -77,7 +77,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimitMiddleware, max_body_size=settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD
     )
     app.state.settings = settings
-    app.state.uploads_pending = 0  # /predict requests past the 415 check (MultipartRoute)
     app.state.classifier = None
     app.state.samples = None
     errors.install(app)

@@ -23,10 +23,6 @@ class Settings(BaseSettings):
     # than QUEUE_TIMEOUT seconds for one is answered 503 with Retry-After.
     DECODE_WORKERS: int = Field(default=2, gt=0)
     QUEUE_TIMEOUT: float = Field(default=5.0, gt=0)
-    # Uploads received or waiting for a slot at once, per worker: each may spool up to
-    # MAX_UPLOAD_BYTES to /tmp (a 64 MiB tmpfs where the services run hardened) until its
-    # request ends; one more is answered 503 with Retry-After, its body read and dropped.
-    MAX_PENDING_UPLOADS: int = Field(default=8, gt=0)
     TORCH_THREADS: int = Field(default=1, ge=1)
     LOG_LEVEL: str = "INFO"
 

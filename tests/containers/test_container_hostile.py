@@ -3,8 +3,9 @@
 Every service image x variant runs with --read-only, a 64 MiB /tmp tmpfs, no capabilities
 and no-new-privileges (what `make up` uses), and must: log no error, keep its health
 endpoint answering within 1 s while 64 half-open connections and a slow body are held, and
-(the backend) refuse a crafted JPEG bomb with a 4xx within 1 s. The backend, limited to
-512 MiB, answers 32 concurrent maximum-size uploads without being killed.
+(the backend) refuse a crafted JPEG bomb with a 4xx within 1 s. The backend answers 32
+concurrent maximum-size uploads without being killed, limited to 512 MiB, and hardened with
+1 GiB (as compose runs it), where the uploads fill the 64 MiB /tmp they spool to.
 """
 
 from __future__ import annotations
@@ -150,11 +151,22 @@ def uploads() -> list[bytes]:
     return [noise.getvalue()] * 16 + [flat.getvalue()] * 16
 
 
+# Each: the flags besides the image, and why. Under 512 MiB /tmp stays on the image's own
+# file system: a 64 MiB tmpfs would be charged to the same memory limit, which the decoding
+# slots need (measured: OOM-killed now and then with both). Hardened, as compose runs it (1 GiB),
+# a dozen of the uploads fill the 64 MiB /tmp they spool to.
+UPLOAD_RUNS = [
+    pytest.param(["--memory", "512m", "--memory-swap", "512m"], id="512m"),
+    pytest.param([*HARDENED, "--memory", "1g", "--memory-swap", "1g"], id="hardened-1g"),
+]
+
+
+@pytest.mark.parametrize("flags", UPLOAD_RUNS)
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_backend_under_512_mib_answers_32_concurrent_maximum_uploads(variant: str) -> None:
-    """Hardened too: uploads over 1 MiB spool to the 64 MiB /tmp, which MAX_PENDING_UPLOADS
-    (8 of at most 5 MiB) keeps from filling."""
-    service = start("backend", variant, *HARDENED, "--memory", "512m", "--memory-swap", "512m")
+def test_backend_answers_32_concurrent_maximum_uploads(variant: str, flags: list[str]) -> None:
+    """Every upload is valid: each gets 200, or 503 (retry) when the decoding slots stay
+    taken or /tmp has no room to receive it; never a 4xx, 5xx or a broken connection."""
+    service = start("backend", variant, *flags)
     try:
         service.wait_healthy()
         statuses: list[int | str] = []
@@ -176,10 +188,9 @@ def test_backend_under_512_mib_answers_32_concurrent_maximum_uploads(variant: st
         for thread in threads:
             thread.join()
         assert len(statuses) == 32
-        assert all(s in (200, 503) or (isinstance(s, int) and 400 <= s < 500)
-                   for s in statuses), statuses  # fmt: skip
+        assert inspect(service.name, "{{.State.OOMKilled}}") == "false", statuses
+        assert all(s in (200, 503) for s in statuses), statuses
         assert statuses.count(200) >= 2, statuses  # not all refused: the slots did work
-        assert inspect(service.name, "{{.State.OOMKilled}}") == "false"
         assert health_seconds(service) < 1.0
     finally:
         engine(["rm", "--force", service.name], check=False)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, File, HTTPException, Request, Response, UploadFile, status
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message
 
 from backend.deps import ClassifierDep, SettingsDep
 from backend.inference import Classifier, Prediction
@@ -18,10 +22,20 @@ from grocery.imaging import ImageTooLarge, decode_image
 MULTIPART = "multipart/form-data"
 
 
+def _out_of_space(error: BaseException | None) -> bool:
+    """Whether error was caused, at any depth, by a full file system (ENOSPC)."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 class MultipartRoute(APIRoute):
     """A route that answers 415 to anything but a multipart form, before reading the body,
-    and 503 (Retry-After) when MAX_PENDING_UPLOADS uploads are already in progress, after
-    reading the body without keeping it (nothing spooled, nothing in memory)."""
+    and 503 (Retry-After) to an upload that finds no room to be received: Starlette spools
+    an upload over 1 MiB to /tmp (a 64 MiB tmpfs where the services run hardened), and a
+    burst of large uploads can fill it, which FastAPI would answer 400 as a bad body."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -34,23 +48,31 @@ class MultipartRoute(APIRoute):
                     status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
                     f"send the image as {MULTIPART} with a 'file' field (got {got})",
                 )
-            state = request.app.state  # one event loop: no await between check and count
-            limit = state.settings.MAX_PENDING_UPLOADS
-            if state.uploads_pending >= limit:
-                # Read the body to its end, keeping nothing, so that the client, still
-                # sending, gets the answer rather than a broken connection.
-                async for _chunk in request.stream():
-                    pass
-                raise HTTPException(
-                    status.HTTP_503_SERVICE_UNAVAILABLE,
-                    f"busy: {limit} uploads are already in progress; retry shortly",
-                    headers={"Retry-After": "1"},
-                )
-            state.uploads_pending += 1
+            receive, ended = request.receive, False
+
+            async def tracked() -> Message:
+                nonlocal ended
+                message = await receive()
+                ended = message["type"] != "http.request" or not message.get("more_body")
+                return message
+
+            request._receive = tracked  # the same Request goes on to FastAPI's handler
             try:
                 return await handler(request)
-            finally:
-                state.uploads_pending -= 1
+            except StarletteHTTPException as exc:  # FastAPI raises the body's 400 as Starlette's
+                if exc.status_code == status.HTTP_400_BAD_REQUEST and _out_of_space(exc):
+                    # Read the rest of the body, keeping nothing (bounded by the body limit
+                    # and READ_TIMEOUT), so that the client, still sending, gets the answer
+                    # and not a reset connection.
+                    with contextlib.suppress(Exception):
+                        while not ended:
+                            await tracked()
+                    raise HTTPException(
+                        status.HTTP_503_SERVICE_UNAVAILABLE,
+                        "busy: no room to receive the upload right now; retry shortly",
+                        headers={"Retry-After": "1"},
+                    ) from exc
+                raise
 
         return multipart_only
 
