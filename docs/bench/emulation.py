@@ -119,6 +119,7 @@ def main() -> int:
     if not Path(QEMU).exists():
         if os.geteuid() != 0 or not shutil.which("apt-get"):
             raise SystemExit(f"{QEMU} is missing: install qemu-user-static")
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
         subprocess.run(["apt-get", "install", "-y", "-qq", "qemu-user-static"], check=True)
     services = {app: spec for app, spec in load_apps().items() if "port" in spec}
     print(f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "

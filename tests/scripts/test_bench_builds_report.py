@@ -443,6 +443,9 @@ def test_goals_are_data_and_one_check_reads_them() -> None:
     (row,) = report.check(("g", "{limit}", values(many), "<=", 9.0, "s"), Fixed())
     assert row["detail"] == "worst of 5: v4 4.00 s (margin +5.00 s)"
     assert report.check(("g", "{limit}", values({"x": 1.0}), "<=", {"b": 1.0}, "s"), Fixed()) == []
+    (row,) = report.check(("g", "{limit}", values({"x": 1.0}), "<=", {"b": 9, "*": 0.5}, "s"),
+                          Fixed())  # fmt: skip
+    assert row["status"] == "not met"  # an app the table does not name gets the "*" limit
 
 
 def test_lab_goal_is_the_install_ratio_of_lab_builds(results: dict) -> None:
