@@ -25,6 +25,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
+from .common import ScriptError
 from .lockfile import normalize
 
 PAGE = "<!DOCTYPE html>\n<html><body>\n{}\n</body></html>\n"
@@ -38,9 +39,11 @@ def write_index(root: Path, wheels: dict[Path, str]) -> None:
     for wheel, digest in sorted(wheels.items()):
         os.link(wheel, root / "files" / wheel.name)
         with zipfile.ZipFile(wheel) as archive:
-            name = next(n for n in archive.namelist()
-                        if n.count("/") == 1 and n.endswith(".dist-info/METADATA"))  # fmt: skip
-            metadata = archive.read(name)
+            names = [n for n in archive.namelist()
+                     if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]  # fmt: skip
+            if len(names) != 1:
+                raise ScriptError(f"{wheel} is no wheel: it has {len(names)} .dist-info/METADATA")
+            metadata = archive.read(names[0])
         (root / "files" / f"{wheel.name}.metadata").write_bytes(metadata)
         announced = f"sha256={hashlib.sha256(metadata).hexdigest()}"
         link = f"../../files/{quote(wheel.name)}#sha256={digest}"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from imagetools.common import ScriptError
 from imagetools.package_index import serving, write_index
 
 BIN = Path(sys.executable).parent
@@ -99,3 +100,11 @@ def test_a_file_that_does_not_match_its_hash_is_refused(index: Path, tmp_path: P
             capture_output=True, text=True, timeout=120,
             env=ENV)  # fmt: skip
     assert done.returncode != 0 and "hash" in done.stderr.lower(), done.stderr[-2000:]
+
+
+def test_a_wheel_without_metadata_is_one_clear_error(tmp_path: Path) -> None:
+    broken = tmp_path / "broken-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(broken, "w") as wheel:
+        wheel.writestr("broken.py", "")
+    with pytest.raises(ScriptError, match=r"broken-1\.0-py3-none-any\.whl is no wheel: it has 0"):
+        write_index(tmp_path / "index", {broken: hashlib.sha256(broken.read_bytes()).hexdigest()})
