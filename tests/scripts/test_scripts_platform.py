@@ -102,3 +102,16 @@ def test_the_test_venv_needs_cpython_311_and_says_so(tmp_path: Path) -> None:
     assert f"VENV_PYTHON={newer} is Python 3.1" in line
     assert "need CPython 3.11 on Linux x86_64" in line
     assert not venv.exists()
+
+
+@pytest.mark.parametrize("version", ["3.81", "3.80"])
+def test_a_make_too_old_for_the_makefile_is_one_clear_line(version: str) -> None:
+    # macOS ships GNU Make 3.81; MAKE_VERSION on the command line stands in for it (`-n`: a
+    # Makefile without the check would print the recipes, not run them).
+    result = subprocess.run(["make", "-n", "images", f"MAKE_VERSION={version}"], cwd=ROOT,
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode != 0
+    assert result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert f"GNU Make {version} is too old for this Makefile (it needs 3.82 or newer)" in line
+    assert "brew install make" in line
