@@ -90,6 +90,9 @@ endif
 endif
 export ENGINE BASE_IMAGE LOCAL_BASE TRAINER_VARIANT TORCH_FIND_LINKS PLATFORM IMAGE_PREFIX \
   BUILD_DIR ARTIFACTS REGISTRY REGISTRY_ADDR SIGN_KEY SIGNATURES CACHE_REPO
+# pytest keeps the container tests whose images are all in APPS x VARIANTS (tests/conftest.py);
+# not APPS itself: the tests run make in copies of the repository with apps of their own.
+PYTEST = TEST_APPS='$(APPS)' TEST_VARIANTS='$(VARIANTS)' $(VPY) -m pytest
 
 .PHONY: help
 help: ## Show this help (the default goal)
@@ -271,14 +274,14 @@ nix-deps: ## Install Debian's nix-bin for the flake tests if no nix is on PATH
 .PHONY: test
 test: $(VENV)/.installed browser-deps nix-deps images ## Run every test: unit, browser and containers (builds the images with both engines)
 	@echo ">> pytest (all tests)"
-	@$(VPY) -m pytest $(PYTEST_ARGS)
+	@$(PYTEST) $(PYTEST_ARGS)
 	@$(MAKE) test-podman
 
 .PHONY: test-podman
 test-podman: $(VENV)/.installed ## Build every image with Podman (layer cache on) and run the image, structure, scan, service, stack and registry tests on them
 	@$(MAKE) images ENGINE=podman
 	@echo ">> pytest (images and services built by Podman)"
-	@ENGINE=podman $(VPY) -m pytest -m container tests/containers/test_container_images.py \
+	@ENGINE=podman $(PYTEST) -m container tests/containers/test_container_images.py \
 	  tests/containers/test_container_hostile.py tests/containers/test_container_services.py \
 	  tests/containers/test_container_stack.py tests/containers/test_container_registry.py \
 	  tests/containers/test_container_labels.py tests/containers/test_container_structure.py \
@@ -290,7 +293,7 @@ test-incremental: $(VENV)/.installed images ## The incremental-build mutation te
 
 .PHONY: test-containers
 test-containers: $(VENV)/.installed images ## Run the container tests only
-	@$(VPY) -m pytest -m container $(PYTEST_ARGS)
+	@$(PYTEST) -m container $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: $(VENV)/.installed nix-deps ## Run the unit tests only: not the browser, container (engine) or slow tests

@@ -7,6 +7,7 @@ imports this one by name: `from shared_support import free_port`.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import socket
 import struct
@@ -14,7 +15,10 @@ import sys
 import zlib
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image as PILImage
+
+from imagetools.apps import load_apps
+from imagetools.config import VARIANTS
 
 
 def free_port() -> int:
@@ -27,7 +31,7 @@ def free_port() -> int:
 def png_bytes(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (200, 40, 40)) -> bytes:
     """A valid solid-colour RGB PNG, written by Pillow (the same bytes on every call)."""
     buffer = io.BytesIO()
-    Image.new("RGB", (width, height), rgb).save(buffer, format="PNG")
+    PILImage.new("RGB", (width, height), rgb).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -55,3 +59,15 @@ def tool(name: str) -> Path:
     beside = Path(sys.executable).parent / name
     found = shutil.which(name)
     return beside if beside.is_file() or found is None else Path(found)
+
+
+AppVariant = tuple[str, str]
+ALL_IMAGES = frozenset((app, variant) for app in load_apps() for variant in VARIANTS)
+
+
+def chosen_images() -> frozenset[AppVariant]:
+    """The images the container tests may use: TEST_APPS x TEST_VARIANTS (the Makefile sets
+    them from APPS and VARIANTS; tests/conftest.py selects by them); unset: all."""
+    apps = os.environ.get("TEST_APPS", "").split() or [app for app, _ in ALL_IMAGES]
+    variants = os.environ.get("TEST_VARIANTS", "").split() or list(VARIANTS)
+    return frozenset((app, variant) for app in apps for variant in variants) & ALL_IMAGES

@@ -27,6 +27,7 @@ from containers_support import (
 )
 
 from imagetools.common import ROOT
+from shared_support import chosen_images
 
 
 # What a process inside the image reports about itself and its environment (default user).
@@ -152,8 +153,9 @@ def probes() -> dict[tuple[str, str], dict]:
             return exc
         return result
 
+    chosen = [job for job in IMAGES if job in chosen_images()]  # APPS x VARIANTS
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(IMAGES, pool.map(probe, IMAGES), strict=True))
+        return dict(zip(chosen, pool.map(probe, chosen), strict=True))
 
 
 @pytest.fixture

@@ -115,6 +115,7 @@ def scan_bomb() -> bytes:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.images(apps=["backend"])
 def test_backend_refuses_a_scan_bomb_fast_and_stays_healthy(variant: str) -> None:
     service = start("backend", variant)
     try:
@@ -163,6 +164,7 @@ UPLOAD_RUNS = [
 
 @pytest.mark.parametrize("flags", UPLOAD_RUNS)
 @pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.images(apps=["backend"])
 def test_backend_answers_32_concurrent_maximum_uploads(variant: str, flags: list[str]) -> None:
     """Every upload is valid: each gets 200, or 503 (retry) when the decoding slots stay
     taken or /tmp has no room to receive it; never a 4xx, 5xx or a broken connection."""
@@ -197,6 +199,7 @@ def test_backend_answers_32_concurrent_maximum_uploads(variant: str, flags: list
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.images(apps=["flask"])
 def test_flask_answers_413_to_a_chunked_body_over_its_limit(variant: str) -> None:
     """No Content-Length: the body is counted as it streams (serving), not cut and run."""
     import http.client
@@ -248,6 +251,7 @@ def predict_random_body() -> bytes:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.images(apps=["frontend"])
 def test_frontend_stays_responsive_while_its_backend_stalls(variant: str) -> None:
     """A backend that never answers holds one prediction until REQUEST_TIMEOUT, which then
     shows the user a sentence; meanwhile the page answers within 1 s."""

@@ -37,6 +37,7 @@ def test_distributions_equal_the_lock(app: str, variant: str, probe: dict) -> No
 
 
 @pytest.mark.parametrize("app", list(APPS))
+@pytest.mark.images(variants=list(VARIANTS))
 def test_distributions_identical_across_variants(app: str, probes: dict) -> None:
     found = {}
     for variant in VARIANTS:
@@ -94,6 +95,7 @@ def test_no_installer_left(app: str, variant: str, probe: dict) -> None:
 
 
 @pytest.mark.parametrize("app", list(APPS))
+@pytest.mark.images(variants=["multistage"])
 def test_multistage_has_no_shell_tools_or_package_manager(app: str, probes: dict) -> None:
     probe = probes[(app, "multistage")]
     if isinstance(probe, AssertionError):

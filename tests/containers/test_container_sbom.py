@@ -14,6 +14,7 @@ pytestmark = pytest.mark.container
 
 
 @pytest.mark.parametrize("variant", ["uv", "multistage"])
+@pytest.mark.images(apps=["flask"])
 def test_sbom_lists_the_locked_distributions_and_debian_packages(tmp_path, variant):
     ref = image_ref("flask", variant)
     require_image(ref)

@@ -27,6 +27,7 @@ def make_n(build: Path, *args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.images(apps=["flask"], variants=["uv"])
 def test_the_stamp_of_an_image_the_engine_has_is_kept(tmp_path: Path) -> None:
     require_image(image_ref("flask", "uv"))
     stamp = tmp_path / "stamps" / ENGINE / f"{CFG.image_prefix}flask-uv"

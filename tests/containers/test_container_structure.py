@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from containers_support import APPS, ENGINE_OBJ, IMAGES, ROOT, image_ref, lock_pins, require_image
+from containers_support import ENGINE_OBJ, IMAGES, ROOT, image_ref, lock_pins, require_image
 from packaging.utils import canonicalize_name
 
 pytestmark = pytest.mark.container
@@ -147,6 +147,7 @@ def test_image_keeps_its_structure_contract(app: str, variant: str,
     assert report["Total"] == sum(map(count_tests, configs(app, variant))), "every test ran"
 
 
+@pytest.mark.images(apps=["flask"], variants=["pip"])
 def test_another_apps_contract_fails(api_env: dict) -> None:
     """The contract tells images apart: the backend's contract fails on the Flask image
     (no torch, no backend package, another port), and the multistage one on a pip image."""
@@ -162,15 +163,6 @@ def test_another_apps_contract_fails(api_env: dict) -> None:
         "File Existence Test: no /bin/sh",
     } <= failed
     assert "File Existence Test: server package" not in failed  # both apps have it
-
-
-@pytest.mark.parametrize("app", [app for app in APPS if (STRUCTURE / f"{app}.yaml").exists()])
-def test_each_structure_file_matches_apps_toml(app: str) -> None:
-    """The port an app's contract expects is the one apps.toml gives it."""
-    spec = yaml.safe_load((STRUCTURE / f"{app}.yaml").read_text())
-    port = APPS[app].get("port")
-    exposed = spec.get("metadataTest", {}).get("exposedPorts", [])
-    assert exposed == ([str(port)] if port else [])
 
 
 @EACH_IMAGE

@@ -24,6 +24,7 @@ def run_trainer(variant: str, out: Path, *command: str) -> str:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.images(apps=["trainer"])
 def test_tabular_writes_model_and_report(variant: str, tmp_path: Path) -> None:
     log = run_trainer(variant, tmp_path, "tabular", "--out", "/artifacts/tabular")
     out = tmp_path / "tabular"
@@ -36,6 +37,7 @@ def test_tabular_writes_model_and_report(variant: str, tmp_path: Path) -> None:
     assert "summary:" in log
 
 
+@pytest.mark.images(apps=["trainer"], variants=["uv"])
 def test_image_command_trains_a_tiny_cnn(tmp_path: Path) -> None:
     """`data` with a handful of images per class, then `image` for one epoch (uv variant)."""
     run_trainer("uv", tmp_path, "data", "--out", "/artifacts/data", "--per-class", "3,2,2")
@@ -54,6 +56,7 @@ def test_image_command_trains_a_tiny_cnn(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.images(apps=["trainer"], variants=list(VARIANTS))
 def test_artifacts_are_byte_identical_across_variants(tmp_path: Path) -> None:
     """Same code, same lock, same seed: the three trainer images write the same bytes."""
     outputs = {}

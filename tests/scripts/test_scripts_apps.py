@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from imagetools import apps as apps_module
 from imagetools.common import ROOT, ScriptError
@@ -154,3 +155,16 @@ def test_unknown_app_and_variant_name_the_choices() -> None:
         apps_module.check_variant("alpine")
     assert apps_module.check_variant("uv") == "uv"
     assert apps_module.app_spec("flask")["port"] == 8080
+
+
+STRUCTURE = ROOT / "tests" / "structure"
+
+
+@pytest.mark.parametrize("app", [a for a in apps_module.load_apps()
+                                 if (STRUCTURE / f"{a}.yaml").exists()])  # fmt: skip
+def test_each_structure_file_matches_apps_toml(app: str) -> None:
+    """The port an app's contract (tests/structure/<app>.yaml) expects is apps.toml's."""
+    spec = yaml.safe_load((STRUCTURE / f"{app}.yaml").read_text())
+    port = apps_module.load_apps()[app].get("port")
+    exposed = spec.get("metadataTest", {}).get("exposedPorts", [])
+    assert exposed == ([str(port)] if port else [])
