@@ -4,7 +4,9 @@ uvicorn imports `serving.app:create` (a factory, so that worker processes can re
 with the target in SERVING_APP and SERVING_INTERFACE. A WSGI app runs in uvicorn's thread
 pool, which reads the whole body into memory first; so the body is read here, up to
 MAX_BODY_BYTES (else MAX_CONTENT_LENGTH, else 16 MiB), and a longer one is answered 413
-whether it declared its length or came chunked.
+whether it declared its length or came chunked. Once its body is in, a request waits for one
+of the pool's WSGI_THREADS threads at most QUEUE_TIMEOUT seconds (default 5), then gets 503
+with Retry-After: the pool's own queue would hold it without end.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from __future__ import annotations
 import json
 import os
 
+import anyio
 from uvicorn.importer import import_from_string
 from uvicorn.middleware.wsgi import WSGIMiddleware
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 WSGI_THREADS = 8
+DEFAULT_QUEUE_TIMEOUT = 5.0
 
 
 def body_limit() -> int:
@@ -26,18 +30,29 @@ def body_limit() -> int:
     return DEFAULT_MAX_BODY
 
 
+def queue_timeout() -> float:
+    value = float(os.environ.get("QUEUE_TIMEOUT") or DEFAULT_QUEUE_TIMEOUT)
+    if not value > 0:
+        raise ValueError(f"QUEUE_TIMEOUT must be a number of seconds above 0, not {value}")
+    return value
+
+
 class BufferedBodyLimit:
-    """Read the request body (at most `limit` bytes) before the app runs; over it: 413."""
+    """Read the request body (at most `limit` bytes) before the app runs; over it: 413. Then
+    run the app in one of `threads` slots, waited for at most `wait` seconds; else 503."""
 
-    def __init__(self, app, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, threads: int = WSGI_THREADS,
+                 wait: float = DEFAULT_QUEUE_TIMEOUT) -> None:  # fmt: skip
+        self.app, self.limit, self.wait = app, limit, wait
+        self.threads = threads
+        self.slots: anyio.CapacityLimiter | None = None  # made in the server's event loop
 
-    async def refuse(self, send, status: int, message: str) -> None:
+    async def refuse(self, send, status: int, message: str, *extra: tuple[bytes, bytes]) -> None:
         body = json.dumps({"error": message}).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})  # fmt: skip
+                                (b"connection", b"close"), *extra]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send) -> None:
@@ -76,12 +91,27 @@ class BufferedBodyLimit:
         async def replay():
             return next(pending, None) or await receive()
 
-        await self.app(scope, replay, send)
+        if self.slots is None:
+            self.slots = anyio.CapacityLimiter(self.threads)
+        try:
+            with anyio.fail_after(self.wait):
+                await self.slots.acquire()
+        except TimeoutError:
+            busy = (
+                f"busy: all {self.threads} threads stayed taken for {self.wait:g} s; retry shortly"
+            )
+            await self.refuse(send, 503, busy, (b"retry-after", b"1"))
+            return
+        try:
+            await self.app(scope, replay, send)
+        finally:
+            self.slots.release()
 
 
 def create():
     """The ASGI app for SERVING_APP (MODULE:ATTR), as SERVING_INTERFACE says."""
     app = import_from_string(os.environ["SERVING_APP"])
     if os.environ.get("SERVING_INTERFACE", "asgi") == "wsgi":
-        return BufferedBodyLimit(WSGIMiddleware(app, workers=WSGI_THREADS), body_limit())
+        return BufferedBodyLimit(WSGIMiddleware(app, workers=WSGI_THREADS), body_limit(),
+                                 WSGI_THREADS, queue_timeout())  # fmt: skip
     return app

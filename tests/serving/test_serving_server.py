@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,61 @@ def test_a_pipelined_request_left_half_sent_is_closed(wsgi_server: int) -> None:
         assert closed_within(sock, 3), "the half-sent pipelined request kept the connection"
     finally:
         sock.close()
+
+
+BLOCKING_APP = """
+import os, time, threading
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/block":
+        open(os.path.join(os.environ["MARKS"], str(threading.get_ident())), "w").close()
+        while not os.path.exists(os.environ["RELEASE"]):
+            time.sleep(0.01)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"""
+
+
+def test_a_wsgi_request_that_finds_every_thread_taken_gets_503_then_service_resumes(
+    tmp_path: Path,
+) -> None:
+    """8 requests hold the WSGI pool's 8 threads: the 9th waits QUEUE_TIMEOUT, then 503 with
+    Retry-After (without the slot wait it would queue until a thread came free)."""
+    (tmp_path / "blocking.py").write_text(BLOCKING_APP)
+    (tmp_path / "marks").mkdir()
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(SRC)]),
+               QUEUE_TIMEOUT="0.5", MARKS=str(tmp_path / "marks"),
+               RELEASE=str(tmp_path / "release"))  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "serving", "blocking:app", "--interface", "wsgi", "--host",
+         "127.0.0.1", "--port", str(port), "--no-access-log"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "no server"
+                time.sleep(0.1)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            held = [pool.submit(get, port, "/block") for _ in range(8)]
+            while len(list((tmp_path / "marks").iterdir())) < 8:
+                assert time.monotonic() < deadline, "the 8 requests did not all start"
+                time.sleep(0.05)
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+            connection.request("GET", "/")
+            answer = connection.getresponse()
+            assert answer.status == 503
+            assert answer.getheader("Retry-After") == "1"
+            assert json.loads(answer.read()) == {
+                "error": "busy: all 8 threads stayed taken for 0.5 s; retry shortly"}  # fmt: skip
+            connection.close()
+            (tmp_path / "release").touch()
+            assert [f.result() for f in held] == [(200, b"ok")] * 8
+        assert get(port, "/") == (200, b"ok")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
