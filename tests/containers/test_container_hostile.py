@@ -90,9 +90,13 @@ def test_health_answers_while_64_half_open_connections_and_a_slow_body_are_held(
 
 
 def test_hardened_service_stops_cleanly(hardened: Service) -> None:
-    """Last for each image (module order): SIGTERM stops it, no SIGKILL needed."""
+    """Last for each image (module order): SIGTERM stops it, no SIGKILL needed, and it shuts
+    down cleanly (exit code 0, the server's last line, no traceback), read-only root and all."""
     engine(["stop", "-t", "10", hardened.name])
-    assert inspect(hardened.name, "{{.State.ExitCode}}") != "137", hardened.logs()
+    logs = hardened.logs(lines=200)
+    assert inspect(hardened.name, "{{.State.ExitCode}}") == "0", logs
+    assert "Traceback" not in logs, logs
+    assert logs.strip().splitlines()[-1].endswith("Finished server process [1]"), logs
 
 
 def health_seconds(service: Service) -> float:

@@ -76,7 +76,11 @@ def test_flask_predicts_an_iris_vector(app: str, variant: str, service: Service)
 
 @EACH_SERVICE
 def test_stops_on_sigterm(app: str, variant: str, service: Service) -> None:
-    """PID 1 handles SIGTERM: `stop -t 10` ends it before the SIGKILL (exit code 137)."""
+    """PID 1 handles SIGTERM: `stop -t 10` ends it before the SIGKILL (exit code 137), and
+    the server shuts down as it should: exit code 0, its last line says so, no traceback."""
     engine(["stop", "-t", "10", service.name])
     exit_code = int(engine(["inspect", "--format", "{{.State.ExitCode}}", service.name]))
-    assert exit_code != 137, "killed, not stopped"
+    logs = service.logs(lines=200)
+    assert exit_code == 0, f"exit code {exit_code} (137: killed, not stopped)\n{logs}"
+    assert "Traceback" not in logs, logs
+    assert logs.strip().splitlines()[-1].endswith("Finished server process [1]"), logs
