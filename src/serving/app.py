@@ -11,10 +11,10 @@ with Retry-After: the pool's own queue would hold it without end.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 
-import anyio
 from uvicorn.importer import import_from_string
 from uvicorn.middleware.wsgi import WSGIMiddleware
 
@@ -45,7 +45,7 @@ class BufferedBodyLimit:
                  wait: float = DEFAULT_QUEUE_TIMEOUT) -> None:  # fmt: skip
         self.app, self.limit, self.wait = app, limit, wait
         self.threads = threads
-        self.slots: anyio.CapacityLimiter | None = None  # made in the server's event loop
+        self.slots = asyncio.Semaphore(threads)  # bound to the server's loop at first use
 
     async def refuse(self, send, status: int, message: str, *extra: tuple[bytes, bytes]) -> None:
         body = json.dumps({"error": message}).encode()
@@ -91,11 +91,8 @@ class BufferedBodyLimit:
         async def replay():
             return next(pending, None) or await receive()
 
-        if self.slots is None:
-            self.slots = anyio.CapacityLimiter(self.threads)
         try:
-            with anyio.fail_after(self.wait):
-                await self.slots.acquire()
+            await asyncio.wait_for(self.slots.acquire(), self.wait)
         except TimeoutError:
             busy = (
                 f"busy: all {self.threads} threads stayed taken for {self.wait:g} s; retry shortly"
