@@ -13,7 +13,8 @@ STD = np.array([0.25, 0.25, 0.25], dtype=np.float32)
 
 def to_array(image: Image.Image, size: int) -> np.ndarray:
     """Return a normalised float32 array of shape (3, size, size)."""
-    image = image.convert("RGB")
+    if image.mode != "RGB":  # convert() copies even an RGB image: 64 MiB at 4096x4096
+        image = image.convert("RGB")
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR)
     array = np.asarray(image, dtype=np.float32) / 255.0
