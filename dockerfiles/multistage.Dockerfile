@@ -21,9 +21,9 @@ RUN --mount=type=bind,source=buildtime/prune_rootfs.py,target=/tmp/prune_rootfs.
 # stack, the rest), each exactly its part of the lock, pruned of the files listed under `prune`
 # in dockerfiles/apps.toml (torch's headers and C++ tests, package test suites), its bytecode
 # compiled hash-based, and staged as /tmp/layers/<n>/ for the runtime to copy one by one
-# (layer.py). Each step unpacks uv from its hash-checked wheel, as in the uv variant; a step
-# with no pins adds nothing. Every file a step mounts reaches its cache key through
-# DEPS<n>_SHA256 / TOOLS_SHA256 (see the uv variant).
+# (layer.py). Each step unpacks uv from its hash-checked wheel and removes it after, as in the
+# uv variant; a step with no pins adds nothing. Every file a step mounts reaches its cache key
+# through DEPS<n>_SHA256 / TOOLS_SHA256 (see the uv variant).
 FROM ${BASE_IMAGE} AS builder
 HEALTHCHECK NONE
 ARG TOOLS_SHA256=unset
@@ -31,7 +31,8 @@ RUN --mount=type=bind,source=tools,target=/tmp/build/tools \
     --mount=type=bind,source=buildtime,target=/tmp/build/bin \
     echo "setup inputs: sha256:${TOOLS_SHA256}" \
  && python3 /tmp/build/bin/layer.py tools /tmp/build/tools --uv /tmp/uv \
- && UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never /tmp/uv/uv venv --quiet --python python3 /opt/venv
+ && UV_NO_CACHE=1 UV_PYTHON_DOWNLOADS=never /tmp/uv/uv venv --quiet --python python3 /opt/venv \
+ && rm -rf /tmp/uv
 
 ARG DEPS1_SHA256=unset
 RUN --mount=type=bind,source=deps/1,target=/tmp/build/deps \
@@ -44,7 +45,8 @@ RUN --mount=type=bind,source=deps/1,target=/tmp/build/deps \
       --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
       --link-mode copy -r /tmp/build/deps/lock.txt \
  && python3 /tmp/build/bin/layer.py finish /opt/venv --prune /tmp/build/prune.txt \
-      --stage /tmp/layers
+      --stage /tmp/layers \
+ && rm -rf /tmp/uv
 
 ARG DEPS2_SHA256=unset
 RUN --mount=type=bind,source=deps/2,target=/tmp/build/deps \
@@ -57,7 +59,8 @@ RUN --mount=type=bind,source=deps/2,target=/tmp/build/deps \
       --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
       --link-mode copy -r /tmp/build/deps/lock.txt \
  && python3 /tmp/build/bin/layer.py finish /opt/venv --prune /tmp/build/prune.txt \
-      --stage /tmp/layers
+      --stage /tmp/layers \
+ && rm -rf /tmp/uv
 
 ARG DEPS3_SHA256=unset
 RUN --mount=type=bind,source=deps/3,target=/tmp/build/deps \
@@ -70,7 +73,8 @@ RUN --mount=type=bind,source=deps/3,target=/tmp/build/deps \
       --no-index --find-links /tmp/build/deps --require-hashes --no-deps \
       --link-mode copy -r /tmp/build/deps/lock.txt \
  && python3 /tmp/build/bin/layer.py finish /opt/venv --prune /tmp/build/prune.txt \
-      --stage /tmp/layers --last
+      --stage /tmp/layers --last \
+ && rm -rf /tmp/uv
 
 # ---- runtime ------------------------------------------------------------------------------
 FROM scratch AS job
