@@ -198,3 +198,25 @@ def test_an_mpo_jpeg_gets_the_same_scan_limit() -> None:
     assert Image.open(io.BytesIO(buffer.getvalue())).format == "MPO"
     with pytest.raises(ImageTooLarge, match=r"scans; the limit is 3"):
         decode_image(buffer.getvalue(), max_jpeg_scans=3, formats=("PNG", "JPEG", "MPO"))
+
+
+def test_an_animated_png_costs_one_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames multiply nothing: only the first frame of an APNG is decoded; the others are
+    never seeked to, however many the file declares."""
+    from PIL import PngImagePlugin
+
+    frames = [Image.new("RGB", (512, 512), (i, 255 - i, 40)) for i in range(0, 200, 2)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "PNG", save_all=True, append_images=frames[1:])
+    assert Image.open(io.BytesIO(buffer.getvalue())).n_frames == 100  # a real APNG
+    seeks: list[int] = []
+    original = PngImagePlugin.PngImageFile._seek
+
+    def counted(self, frame: int, *args: object) -> None:
+        seeks.append(frame)
+        original(self, frame, *args)
+
+    monkeypatch.setattr(PngImagePlugin.PngImageFile, "_seek", counted)
+    image = decode_image(buffer.getvalue(), target=(64, 64))
+    assert image.getpixel((0, 0)) == (0, 255, 40)  # the first frame's colour
+    assert [frame for frame in seeks if frame != 0] == []
