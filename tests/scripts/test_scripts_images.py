@@ -6,18 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
 from pathlib import Path
 
 import pytest
+from dockerfile_parse import DockerfileParser
 
 from imagetools import common, explain, images
 from imagetools import wheelhouse as wheels
 from imagetools.apps import load_apps
 from imagetools.common import ROOT, ScriptError
-from imagetools.config import Config
+from imagetools.config import VARIANTS, Config
 from imagetools.engines import Docker, Podman
 from imagetools.lockfile import read_lock
 
@@ -420,6 +422,14 @@ def test_a_build_is_checked_tagged_and_explained(fake_repo: Path, artifacts: Pat
     assert "--build-arg=VCS_REF=0123abc" in command and "--build-arg=PORT=8000" in command
     assert "--build-arg=KIND=service" in command and "--target" not in command
     assert command[-2:] == ["--no-cache", str(ctx)]
+    passed = {a.removeprefix("--build-arg=").split("=")[0] for a in command
+              if a.startswith("--build-arg=")}  # fmt: skip
+    for variant in VARIANTS:  # every ARG a label of an image's Dockerfile names
+        dockerfile = ROOT / "dockerfiles" / f"{variant}.Dockerfile"
+        labels = [i["value"] for i in DockerfileParser(str(dockerfile)).structure
+                  if i["instruction"] == "LABEL"]  # fmt: skip
+        named = set(re.findall(r"\$\{(\w+)\}", " ".join(labels)))
+        assert named and named <= passed, f"{dockerfile.name}: {named - passed} not passed"
     assert any(c[:2] == ["run", "--platform=linux/amd64"] for c in engine.calls), "not checked"
     assert engine.calls[-1] == ["tag", IMAGE, "grocery-backend:uv"]
     log = fake_repo / "build" / "logs" / "docker" / "grocery-backend-uv.log"
