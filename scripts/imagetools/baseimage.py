@@ -30,7 +30,7 @@ RECIPE = ("dockerfiles/base.Dockerfile", "scripts/imagetools/baseimage.py")
 def build_local_base(engine: Engine, fresh: bool = False) -> None:
     """Make the root file system (reused from build/base/ unless fresh) and build LOCAL_BASE."""
     cfg = engine.cfg.replace(source_date_epoch=last_change(RECIPE, engine.cfg.source_date_epoch))
-    engine = engine_for(cfg)
+    engine = type(engine)(cfg)  # the same engine (and client), at the recipe's time
     rootfs = cfg.build_dir / "base" / "rootfs.tar"
     rootfs.parent.mkdir(parents=True, exist_ok=True)
     if rootfs.is_file() and not fresh:

@@ -1,0 +1,125 @@
+"""imagetools.baseimage: BASE_IMAGE when present or pullable, else the local Debian-built base
+(made with mmdebstrap when missing); a base the user chose is never swapped. The engine and
+mmdebstrap are fakes that record their command lines."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from imagetools import baseimage
+from imagetools.common import ScriptError
+from imagetools.config import DEFAULT_BASE
+
+LOCAL = "grocery-base:bookworm-py3.11"
+
+
+def ids(fake_client, **present: str) -> None:
+    """The images the fake engine has: {ref: id}; every other inspect finds nothing."""
+    for ref, image in present.items():
+        fake_client.answer(f"image inspect --format {{{{.Id}}}} {ref}", f"{image}\n")
+    fake_client.answer("image inspect", "", "Error: No such image", 1)
+
+
+def test_a_present_base_is_used_without_a_pull(make_engine, fake_client) -> None:
+    ids(fake_client, **{DEFAULT_BASE: "sha256:aaa"})
+    assert baseimage.resolve(make_engine("docker")) == DEFAULT_BASE
+    assert not [c for c in fake_client.calls if c[0] == "pull"]
+
+
+def test_a_missing_base_is_pulled(make_engine, fake_client) -> None:
+    ids(fake_client)
+    fake_client.answer("pull", "sha256:aaa\n")
+    assert baseimage.resolve(make_engine("docker")) == DEFAULT_BASE
+    assert ["pull", "--platform=linux/amd64", "--quiet", DEFAULT_BASE] in fake_client.calls
+
+
+def test_the_default_base_unpullable_falls_back_to_the_local_one(make_engine, fake_client,
+                                                                 capsys) -> None:  # fmt: skip
+    ids(fake_client, **{LOCAL: "sha256:bbb"})
+    fake_client.answer("pull", "", "dial tcp: lookup registry-1.docker.io: no such host", 1)
+    engine = make_engine("docker", local_base=LOCAL)
+    assert baseimage.resolve(engine) == LOCAL
+    out = capsys.readouterr().out
+    assert "cannot pull" in out and f"using the local Debian-built base {LOCAL}" in out
+    assert not [c for c in fake_client.calls if c[0] == "build"]  # present: not rebuilt
+
+
+def test_a_base_the_user_chose_is_never_swapped(make_engine, fake_client) -> None:
+    ids(fake_client, **{LOCAL: "sha256:bbb"})
+    fake_client.answer("pull", "", "manifest unknown", 1)
+    chosen = "registry.example/python@sha256:" + "1" * 64
+    with pytest.raises(
+        ScriptError, match=r"^cannot pull BASE_IMAGE=registry\.example/.*: manifest unknown$"
+    ):
+        baseimage.resolve(make_engine("docker", base_image=chosen, local_base=LOCAL))
+
+
+@pytest.fixture
+def fake_mmdebstrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """mmdebstrap on PATH: writes a tar to its last argument and records its argv and
+    SOURCE_DATE_EPOCH; ensure-apt.sh is skipped (mmdebstrap is "installed")."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "mmdebstrap.calls"
+    (bin_dir / "mmdebstrap").write_text(
+        "#!/bin/sh\n"
+        f'echo "$SOURCE_DATE_EPOCH $*" >> {record}\n'
+        'if [ -n "$FAIL" ]; then echo "E: $FAIL" >&2; exit 1; fi\n'
+        'for last; do :; done\nprintf rootfs > "$last"\n'
+    )
+    (bin_dir / "mmdebstrap").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    real_run = subprocess.run
+
+    def run(cmd, *args, **kwargs):
+        if str(cmd[0]).endswith("ensure-apt.sh"):
+            return subprocess.CompletedProcess(cmd, 0)
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(baseimage.subprocess, "run", run)
+    return record
+
+
+def test_a_missing_local_base_is_made_with_mmdebstrap_at_its_recipes_time(
+    make_engine, fake_client, fake_mmdebstrap: Path, cfg
+) -> None:
+    ids(fake_client)
+    fake_client.answer("pull", "", "no such host", 1)
+    engine = make_engine("docker", local_base=LOCAL)
+    assert baseimage.resolve(engine) == LOCAL
+    (call,) = fake_mmdebstrap.read_text().splitlines()
+    epoch, *argv = call.split()
+    # The time of the last commit that changed the recipe, not HEAD's (the fixture's EPOCH).
+    assert int(epoch) == baseimage.last_change(baseimage.RECIPE, cfg.source_date_epoch)
+    assert f"--include={','.join(baseimage.PACKAGES)}" in argv and baseimage.SUITE in argv
+    rootfs = cfg.build_dir / "base" / "rootfs.tar"
+    assert argv[-1] == str(rootfs) and rootfs.read_text() == "rootfs"
+    (build,) = [c for c in fake_client.calls if c[0] == "build"]
+    assert "--network=none" in build and build[-1] == str(rootfs.parent)
+    assert build[build.index("--tag") + 1] == LOCAL
+
+
+def test_a_failing_mmdebstrap_is_one_line(make_engine, fake_client, fake_mmdebstrap: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    ids(fake_client)
+    fake_client.answer("pull", "", "no such host", 1)
+    monkeypatch.setenv("FAIL", "cannot reach deb.debian.org")
+    with pytest.raises(ScriptError, match=r"^mmdebstrap failed: E: cannot reach deb\.debian\.org$"):
+        baseimage.resolve(make_engine("docker", local_base=LOCAL))
+    assert not [c for c in fake_client.calls if c[0] == "build"]
+
+
+def test_the_stamp_changes_only_with_the_base(make_engine, fake_client, cfg, monkeypatch) -> None:
+    ids(fake_client, **{DEFAULT_BASE: "sha256:aaa"})
+    engine = make_engine("docker")
+    monkeypatch.setattr(baseimage, "engine_for", lambda _cfg: engine)
+    assert baseimage.main(engine.cfg, "base", []) == 0
+    stamp = engine.cfg.base_stamp
+    assert stamp.read_text() == f"{DEFAULT_BASE} sha256:aaa\n"
+    os.utime(stamp, (1, 1))
+    baseimage.main(engine.cfg, "base", [])
+    assert stamp.stat().st_mtime == 1  # unchanged: Make rebuilds nothing after it
