@@ -6,7 +6,8 @@ pool, which reads the whole body into memory first; so the body is read here, up
 MAX_BODY_BYTES (else MAX_CONTENT_LENGTH, else 16 MiB), and a longer one is answered 413
 whether it declared its length or came chunked. Once its body is in, a request waits for one
 of the pool's WSGI_THREADS threads at most QUEUE_TIMEOUT seconds (default 5), then gets 503
-with Retry-After: the pool's own queue would hold it without end.
+with Retry-After: the pool's own queue would hold it without end. The slot is given back when
+the app's thread is done, not when a slow client has read the answer.
 """
 
 from __future__ import annotations
@@ -14,13 +15,28 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from uvicorn.importer import import_from_string
-from uvicorn.middleware.wsgi import WSGIMiddleware
+from uvicorn.middleware.wsgi import WSGIResponder
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 WSGI_THREADS = 8
 DEFAULT_QUEUE_TIMEOUT = 5.0
+
+
+class _Responder(WSGIResponder):
+    """uvicorn's WSGI responder, telling `done` (on the event loop) when its thread ends."""
+
+    def __init__(self, app, executor, scope, done) -> None:
+        super().__init__(app, executor, scope)
+        self.done = done
+
+    def wsgi(self, environ, start_response) -> None:
+        try:
+            super().wsgi(environ, start_response)
+        finally:
+            self.loop.call_soon_threadsafe(self.done)
 
 
 def body_limit() -> int:
@@ -38,13 +54,15 @@ def queue_timeout() -> float:
 
 
 class BufferedBodyLimit:
-    """Read the request body (at most `limit` bytes) before the app runs; over it: 413. Then
-    run the app in one of `threads` slots, waited for at most `wait` seconds; else 503."""
+    """A WSGI app served by uvicorn: read the request body (at most `limit` bytes) before the
+    app runs; over it: 413. Then run the app in one of `threads` threads, waited for at most
+    `wait` seconds; else 503."""
 
     def __init__(self, app, limit: int, threads: int = WSGI_THREADS,
                  wait: float = DEFAULT_QUEUE_TIMEOUT) -> None:  # fmt: skip
         self.app, self.limit, self.wait = app, limit, wait
         self.threads = threads
+        self.executor = ThreadPoolExecutor(max_workers=threads)
         self.slots = asyncio.Semaphore(threads)  # bound to the server's loop at first use
 
     async def refuse(self, send, status: int, message: str, *extra: tuple[bytes, bytes]) -> None:
@@ -56,9 +74,8 @@ class BufferedBodyLimit:
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+        if scope["type"] != "http":  # uvicorn's lifespan "auto": unsupported, as it logs
+            raise RuntimeError(f"a WSGI app serves HTTP only, not {scope['type']}")
         too_large = f"request body too large: the limit is {self.limit} bytes"
         headers = dict(scope.get("headers", []))
         declared = headers.get(b"content-length")
@@ -99,16 +116,23 @@ class BufferedBodyLimit:
             )
             await self.refuse(send, 503, busy, (b"retry-after", b"1"))
             return
+        released = False
+
+        def release() -> None:  # once: when the app's thread ends, or the request does
+            nonlocal released
+            if not released:
+                released = True
+                self.slots.release()
+
         try:
-            await self.app(scope, replay, send)
+            await _Responder(self.app, self.executor, scope, release)(replay, send)
         finally:
-            self.slots.release()
+            release()
 
 
 def create():
     """The ASGI app for SERVING_APP (MODULE:ATTR), as SERVING_INTERFACE says."""
     app = import_from_string(os.environ["SERVING_APP"])
     if os.environ.get("SERVING_INTERFACE", "asgi") == "wsgi":
-        return BufferedBodyLimit(WSGIMiddleware(app, workers=WSGI_THREADS), body_limit(),
-                                 WSGI_THREADS, queue_timeout())  # fmt: skip
+        return BufferedBodyLimit(app, body_limit(), WSGI_THREADS, queue_timeout())
     return app

@@ -258,15 +258,16 @@ def app(environ, start_response):
         while not os.path.exists(os.environ["RELEASE"]):
             time.sleep(0.01)
     start_response("200 OK", [("Content-Type", "text/plain")])
+    if environ["PATH_INFO"] == "/big":
+        return [b"x" * (16 * 1024 * 1024)]
     return [b"ok"]
 """
 
 
-def test_a_wsgi_request_that_finds_every_thread_taken_gets_503_then_service_resumes(
-    tmp_path: Path,
-) -> None:
-    """8 requests hold the WSGI pool's 8 threads: the 9th waits QUEUE_TIMEOUT, then 503 with
-    Retry-After (without the slot wait it would queue until a thread came free)."""
+@pytest.fixture
+def blocking_server(tmp_path: Path):
+    """`python -m serving blocking:app --interface wsgi` with QUEUE_TIMEOUT=0.5: /block holds
+    its thread until tmp_path/release exists, /big answers 16 MiB."""
     (tmp_path / "blocking.py").write_text(BLOCKING_APP)
     (tmp_path / "marks").mkdir()
     port = free_port()
@@ -287,22 +288,61 @@ def test_a_wsgi_request_that_finds_every_thread_taken_gets_503_then_service_resu
             except OSError:
                 assert server.poll() is None and time.monotonic() < deadline, "no server"
                 time.sleep(0.1)
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            held = [pool.submit(get, port, "/block") for _ in range(8)]
-            while len(list((tmp_path / "marks").iterdir())) < 8:
-                assert time.monotonic() < deadline, "the 8 requests did not all start"
-                time.sleep(0.05)
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-            connection.request("GET", "/")
-            answer = connection.getresponse()
-            assert answer.status == 503
-            assert answer.getheader("Retry-After") == "1"
-            assert json.loads(answer.read()) == {
-                "error": "busy: all 8 threads stayed taken for 0.5 s; retry shortly"}  # fmt: skip
-            connection.close()
-            (tmp_path / "release").touch()
-            assert [f.result() for f in held] == [(200, b"ok")] * 8
-        assert get(port, "/") == (200, b"ok")
+        yield port
     finally:
-        server.terminate()
+        (tmp_path / "release").touch()
+        server.kill()
         server.wait(timeout=30)
+
+
+def get_slowly(port: int, path: str) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_a_wsgi_request_that_finds_every_thread_taken_gets_503_then_service_resumes(
+    blocking_server: int, tmp_path: Path
+) -> None:
+    """8 requests hold the WSGI pool's 8 threads: the 9th waits QUEUE_TIMEOUT, then 503 with
+    Retry-After (without the slot wait it would queue until a thread came free); once they
+    end, all 8 slots are free again."""
+    port = blocking_server
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        held = [pool.submit(get_slowly, port, "/block") for _ in range(8)]
+        deadline = time.monotonic() + 30
+        while len(list((tmp_path / "marks").iterdir())) < 8:
+            assert time.monotonic() < deadline, "the 8 requests did not all start"
+            time.sleep(0.05)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        connection.request("GET", "/")
+        answer = connection.getresponse()
+        assert answer.status == 503
+        assert answer.getheader("Retry-After") == "1"
+        assert json.loads(answer.read()) == {
+            "error": "busy: all 8 threads stayed taken for 0.5 s; retry shortly"}  # fmt: skip
+        connection.close()
+        (tmp_path / "release").touch()
+        assert [f.result() for f in held] == [(200, b"ok")] * 8
+        again = [pool.submit(get_slowly, port, "/block") for _ in range(8)]  # released: no wait
+        assert [f.result() for f in again] == [(200, b"ok")] * 8
+
+
+def test_a_client_that_does_not_read_its_answer_holds_no_thread(blocking_server: int) -> None:
+    """8 clients ask for 16 MiB and read nothing: the app's threads are done, so the next
+    request gets a thread at once (the slot follows the thread, not the slow client)."""
+    idle = []
+    try:
+        for _ in range(8):
+            sock = socket.create_connection(("127.0.0.1", blocking_server), timeout=5)
+            sock.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            idle.append(sock)
+        time.sleep(1)  # the 8 answers are produced and wait on their sockets
+        assert get_slowly(blocking_server, "/") == (200, b"ok")
+    finally:
+        for sock in idle:
+            sock.close()
