@@ -12,6 +12,7 @@ build/stamps/<engine>/base (the reference and its ID), rewritten only when it ch
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import subprocess
 
@@ -30,7 +31,8 @@ RECIPE = ("dockerfiles/base.Dockerfile", "scripts/imagetools/baseimage.py")
 def build_local_base(engine: Engine, fresh: bool = False) -> None:
     """Make the root file system (reused from build/base/ unless fresh) and build LOCAL_BASE."""
     cfg = engine.cfg.replace(source_date_epoch=last_change(RECIPE, engine.cfg.source_date_epoch))
-    engine = type(engine)(cfg)  # the same engine (and client), at the recipe's time
+    engine = copy.copy(engine)  # the same engine object, client and all, at the recipe's time
+    engine.cfg = cfg
     rootfs = cfg.build_dir / "base" / "rootfs.tar"
     rootfs.parent.mkdir(parents=True, exist_ok=True)
     if rootfs.is_file() and not fresh:

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from containers_support import CFG, ENGINE, ENGINE_OBJ, ROOT, image_ref, require_image
+
+from imagetools.apps import load_apps
+from imagetools.wheelhouse import lock_pins
 
 pytestmark = pytest.mark.container
 
@@ -36,10 +42,19 @@ def test_make_image_by_name_keeps_the_built_image(tmp_path: Path) -> None:
     assert stamp.read_text().strip().removeprefix("sha256:") == before.removeprefix("sha256:")
 
 
-def test_make_wheels_fetches_a_missing_wheel_and_replaces_a_tampered_one(tmp_path: Path) -> None:
+@pytest.fixture
+def build_dir() -> Iterator[Path]:
+    """A BUILD_DIR of its own under build/ (hard links to the wheelhouse need one file system)."""
+    path = CFG.build_dir / f"maketest-{uuid.uuid4().hex[:8]}"
+    path.mkdir(parents=True)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_make_wheels_fetches_a_missing_wheel_and_replaces_a_tampered_one(build_dir: Path) -> None:
     wheels = CFG.build_dir / "wheelhouse"
     assert wheels.is_dir(), "no wheelhouse: run `make images` first"
-    mine = tmp_path / "wheelhouse"
+    mine = build_dir / "wheelhouse"
     mine.mkdir()
     for wheel in wheels.glob("*.whl"):
         os.link(wheel, mine / wheel.name)
@@ -51,10 +66,10 @@ def test_make_wheels_fetches_a_missing_wheel_and_replaces_a_tampered_one(tmp_pat
     data[len(data) // 2] ^= 0xFF
     tampered.unlink()  # a new file: the hard link to the real wheelhouse stays intact
     tampered.write_bytes(bytes(data))
-    result = make("wheels", f"BUILD_DIR={tmp_path}", timeout=600)
+    result = make("wheels", f"BUILD_DIR={build_dir}", timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "does not match its locked sha256 (altered?): removed" in result.stdout
-    assert f"fetching 2 of {len(list(wheels.glob('*.whl')))} wheels" in result.stdout
+    assert f"fetching 2 of {len(lock_pins(list(load_apps())))} wheels" in result.stdout
     assert (mine / gone.name).read_bytes() == (wheels / gone.name).read_bytes()
     assert hashlib.sha256((mine / tampered.name).read_bytes()).hexdigest() == good
 

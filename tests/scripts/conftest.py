@@ -53,10 +53,11 @@ class FakeClient:
     def _save(self) -> None:
         (self.path.parent / "answers.json").write_text(json.dumps(self._answers))
 
-    def answer(self, prefix: str, out: str = "", err: str = "", code: int = 0) -> None:
+    def answer(self, prefix: str, out: str = "", err: str = "", code: int = 0,
+               first: bool = False) -> None:  # fmt: skip
         """Commands starting with prefix (their words joined by spaces) print out and err and
-        exit with code; answers given first win."""
-        self._answers.append((prefix, (out, err, code)))
+        exit with code; answers given first win (first=True: this one before all others)."""
+        self._answers.insert(0 if first else len(self._answers), (prefix, (out, err, code)))
         self._save()
 
     @property

@@ -14,7 +14,7 @@ from imagetools import baseimage
 from imagetools.common import ScriptError
 from imagetools.config import DEFAULT_BASE
 
-LOCAL = "grocery-base:bookworm-py3.11"
+LOCAL = "grocery-unittest-base:none"  # a name no real engine here has, should one be reached
 
 
 def ids(fake_client, **present: str) -> None:
@@ -123,3 +123,7 @@ def test_the_stamp_changes_only_with_the_base(make_engine, fake_client, cfg, mon
     os.utime(stamp, (1, 1))
     baseimage.main(engine.cfg, "base", [])
     assert stamp.stat().st_mtime == 1  # unchanged: Make rebuilds nothing after it
+    fake_client.answer(f"image inspect --format {{{{.Id}}}} {DEFAULT_BASE}", "sha256:ccc\n",
+                       first=True)  # fmt: skip
+    baseimage.main(engine.cfg, "base", [])
+    assert stamp.read_text() == f"{DEFAULT_BASE} sha256:ccc\n"  # a new base: a new stamp
