@@ -13,8 +13,9 @@ image's files with the step's bind mounts from the real build context:
   QEMU's user-mode emulator, as on an arm64 host. QEMU itself, a static PIE, stays native.
 
 Both runs use the same namespaces, mounts and steps; only emulation differs. QEMU translates
-every instruction either way; Rosetta 2 on Apple silicon translates ahead of time and is
-faster, so these are upper bounds of the kind of slowdown, not Docker Desktop's own times.
+every instruction either way, but this is x86 on x86: on an arm64 host QEMU must also emulate
+x86 memory ordering, and Rosetta 2 translates ahead of time, so Docker Desktop's own times
+may be slower (QEMU) or faster (Rosetta) than these.
 
     .venv/bin/python docs/bench/emulated_build.py [--apps flask ...] [--variants uv pip]
 
@@ -102,8 +103,9 @@ def run_step(rootfs: Path, ctx: Path, flags: list[str], command: str, env: dict,
         Path(f"/proc/{proc.pid}/{kind}_map").write_text("0 0 65536\n")
     proc.communicate("go\n")
     if proc.returncode != 0:
-        raise SystemExit(f"error: a RUN step failed ({'emulated' if emulated else 'native'}):"
-                         f" {command[:200]}")
+        raise SystemExit(
+            f"error: a RUN step failed ({'emulated' if emulated else 'native'}): {command[:200]}"
+        )
     return time.monotonic() - started
 
 
@@ -149,8 +151,11 @@ def main() -> int:
                     took[emulated] = sum(run_step(rootfs, ctx, flags, command, env, emulated)
                                          for flags, command in runs)  # fmt: skip
                     shutil.rmtree(rootfs)
-                print(f"| {app}:{variant} | {len(runs)} | {took[False]:.1f} s | "
-                      f"{took[True]:.1f} s | {took[True] / took[False]:.1f}x |", flush=True)
+                print(
+                    f"| {app}:{variant} | {len(runs)} | {took[False]:.1f} s | "
+                    f"{took[True]:.1f} s | {took[True] / took[False]:.1f}x |",
+                    flush=True,
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

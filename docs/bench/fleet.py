@@ -5,9 +5,11 @@ cold build.
 One real registry (Debian's docker-registry on loopback) holds the base, pushed once and
 used by digest, and the cache. This machine's engine builds each image cold (`--no-cache`)
 with CACHE_REPO set (BuildKit's inline cache, pushed to CACHE_REPO/<image>:<variant>); then
-a second dockerd with an empty data root builds the same images from that cache alone. For
-each image: the cold build, the push of its cache, the second engine's build (pulls
-included), the steps it ran again (`make explain`'s step names), and whether its layers
+a second dockerd, empty at the start, builds the same images in turn from that cache (after
+the first image it also holds the base and the layers it pulled before, as a fleet builder
+would). For each image: the cold build, what follows it on the first engine (the image's
+lock check, tagging and the push of its cache), the second engine's build (pulls included),
+the steps it ran again (`make explain`'s step names), and whether its layers
 equal the first engine's. Every image of both engines is checked against its own lock
 before it is tagged (the build's image check), so a cache can never hand one app another
 app's layers unnoticed.
@@ -29,20 +31,19 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests"), str(ROOT / "tests" / "containers")]
 from containers_support import second_dockerd  # noqa: E402
-from shared_support import free_port  # noqa: E402
 
 from imagetools import baseimage, explain, images, registry  # noqa: E402
 from imagetools.apps import load_apps  # noqa: E402
 from imagetools.config import VARIANTS, Config  # noqa: E402
 from imagetools.engines import engine_for  # noqa: E402
 from imagetools.wheelhouse import wheel_hashes  # noqa: E402
+from shared_support import free_port  # noqa: E402
 
 PREFIX = "grocery-fleet-"
 
@@ -75,10 +76,12 @@ def report(rows: list[dict], engine_version: str, total: dict) -> str:
         "",
         f"Measured by `docs/bench/fleet.py` on this project's machine ({machine()}), Docker "
         f"Engine {engine_version}, BuildKit inline cache, a loopback docker-registry. Cold: "
-        "this engine, `--no-cache`. Fleet: a second dockerd with an empty data root, building "
-        "from CACHE_REPO only (pulls included). Re-ran: the steps the second engine ran again.",
+        "this engine, `--no-cache`. Check + push: the lock check, tag and cache push after it. "
+        "Fleet: a second dockerd, empty at the start, building the images in turn from "
+        "CACHE_REPO (pulls included). Re-ran: the steps the second engine ran again.",
         "",
-        "| image | cold build | push cache | fleet build | fleet / cold | re-ran | layers equal |",
+        "| image | cold build | check + push | fleet build | fleet / cold | re-ran "
+        "| layers equal |",
         "|---|---:|---:|---:|---:|---|---|",
     ]
     for r in rows:
