@@ -41,7 +41,7 @@ from pathlib import Path
 
 from . import bench_report, bench_serve, images, package_index
 from .apps import app_spec, check_variant, load_apps, split_lock
-from .common import ROOT, ScriptError, note, step
+from .common import ROOT, ScriptError, note, read_json, step, write_json
 from .config import VARIANTS, Config
 from .engines import Engine, engine_for
 from .explain import record_path
@@ -228,7 +228,7 @@ class Bench:
         (self.work / "wheelhouse").symlink_to(self.main_cfg.wheelhouse.resolve())
         self.hashes = wheel_hashes(self.cfg)
         self.by_hash = {digest: self.cfg.wheelhouse / name for name, digest in self.hashes.items()}
-        self.base_layers = len(self.layers(self.base_image))
+        self.base_layers = len(self.engine.layers(self.base_image))
         self.dep_changes = ({app: self.dep_change(app) for app in self.args.apps}
                             if {"dep", "cache"} & set(self.args.scenarios) else {})  # fmt: skip
         if set(INSTALLER_SCENARIOS) & set(self.args.scenarios):
@@ -250,7 +250,7 @@ class Bench:
         cache = self.args.out / "wheels"
         cache.mkdir(parents=True, exist_ok=True)
         manifest = cache / "dep-change.json"
-        known = json.loads(manifest.read_text()) if manifest.exists() else {}
+        known = read_json(manifest, {})
         entry = known.get(f"{pin.name}=={pin.version}")
         if not entry or not (cache / entry["wheel"]).is_file():
             step(f"fetching another version of {pin.name} (below {pin.version}) for `dep`")
@@ -271,12 +271,9 @@ class Bench:
             entry = {"package": pin.name, "from": pin.version, "to": wheel.name.split("-")[1],
                      "wheel": wheel.name, "sha256": digest}  # fmt: skip
             known[f"{pin.name}=={pin.version}"] = entry
-            manifest.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+            write_json(manifest, known)
         note(f"{app}: dep scenario moves {pin.name} {entry['from']} -> {entry['to']}")
         return entry
-
-    def layers(self, ref: str) -> list[str]:
-        return json.loads(self.engine.inspect(ref, "{{json .RootFS.Layers}}") or "[]")
 
     def time_to_healthy(self, app: str, variant: str) -> dict | None:
         """Seconds from `run` to the first 200 on the health path, polled every 50 ms."""
@@ -323,7 +320,7 @@ class Bench:
             # are counted against it. A --no-cache build's own layers may differ from the
             # cached ones with Docker 20.10, which cannot pin file times.
             images.build_image(self.engine, app, variant, ctx, self.base_image, [])
-            before = self.layers(self.cfg.tag(app, variant))
+            before = self.engine.layers(self.cfg.tag(app, variant))
         if scenario == "code":
             source = sorted((ctx / "app" / app_spec(app)["packages"][0]).glob("*.py"))[0]
             undo.append((source, source.read_bytes()))
@@ -365,7 +362,7 @@ class Bench:
             "command": self.engine.builds[first] if len(self.engine.builds) > first else [],
             "tag": tag, "image_id": image_id, "log": str(kept.relative_to(self.out)),
             "size_bytes": int(self.engine.inspect(tag, "{{.Size}}") or 0),
-            "layers": len(self.layers(tag)), **step_cache(log), **parse_marks(log),
+            "layers": len(self.engine.layers(tag)), **step_cache(log), **parse_marks(log),
             **compile_seconds(log),
             "explain": json.loads(explained.read_text())["lines"] if explained.is_file() else [],
         }  # fmt: skip
@@ -399,25 +396,15 @@ class Bench:
         if scenario == "cache" and not change:
             raise ScriptError(f"{app}: the cache scenario needs a dep change, and found none")
         kept = self.out / "logs" / f"{number:03d}-{app}-{variant}-{scenario}.log"
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        iidfile = kept.with_suffix(".iid")
         for moved in [None, change] if change else [None]:
             ctx = self.installer_context(app, moved)
             args = ["build", "--network=host", "-f", str(INSTALLERS), "--target",
                     f"{variant}-{scenario}", f"--build-arg=BASE_IMAGE={self.base_image}",
                     f"--build-arg=INDEX_URL={self.index_url}",
-                    f"--build-arg=RUN_ID={uuid.uuid4().hex}", "--iidfile", str(iidfile),
+                    f"--build-arg=RUN_ID={uuid.uuid4().hex}",
                     *self.engine.build_flags(self.base_image), str(ctx)]  # fmt: skip
-            first, start = len(self.engine.builds), time.monotonic()
-            with kept.open("w") as handle:
-                result = self.engine.run(args, stdout=handle, stderr=subprocess.STDOUT)
-            wall = time.monotonic() - start
-            if result.returncode != 0 or not iidfile.is_file():
-                lines = [ln for ln in kept.read_text().splitlines() if ln.strip()] or ["no output"]
-                reason = next((ln for ln in reversed(lines) if "error" in ln.lower()), lines[-1])
-                raise ScriptError(f"{app} {variant} {scenario} build failed: "
-                                  f"{reason.strip()[:300]} (full log: {kept})")  # fmt: skip
-            image = iidfile.read_text().strip()
+            first = len(self.engine.builds)
+            wall, image = self.engine.build(args, kept, f"{app} {variant} {scenario} build")
             self.engine.remove(image)
         log = kept.read_text()
         return {"app": app, "variant": variant, "scenario": scenario, "wall_s": round(wall, 3),
@@ -428,7 +415,7 @@ class Bench:
     def new_layer_bytes(self, tag: str, before: list[str]) -> dict:
         """The layers of tag that the image before the build did not have: how many, and
         their size as pushed (gzip -6)."""
-        after = self.layers(tag)
+        after = self.engine.layers(tag)
         new = {i for i, layer in enumerate(after) if layer not in set(before)}
         with tempfile.TemporaryDirectory(dir=self.work) as tmp:
             self.engine.save(tag, Path(tmp) / "image.tar")
@@ -445,7 +432,7 @@ class Bench:
             "app": app, "variant": variant, "tag": tag,
             "size_bytes": int(self.engine.inspect(tag, "{{.Size}}") or 0),
             "compressed_bytes": sum(sizes), "layer_compressed_bytes": sizes,
-            "layers": len(self.layers(tag)), "base_layers": self.base_layers, **waste,
+            "layers": len(self.engine.layers(tag)), "base_layers": self.base_layers, **waste,
         })  # fmt: skip
         note(
             f"{tag}: {sum(sizes) / 1e6:.0f} MB gzip -6, {waste['wasted_bytes'] / 1e6:.1f} MB "

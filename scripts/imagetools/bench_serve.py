@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .bench_report import machine
-from .common import ROOT, ScriptError
+from .common import ROOT, ScriptError, stop
 from .config import Config
 
 HOST = "127.0.0.1"
@@ -236,12 +236,7 @@ def bench(args: argparse.Namespace) -> dict:
             if server.poll() is not None:
                 raise ScriptError(f"server died during the run: {last_line(log)}")
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+            stop(server)
     ratio = p99_over_p50(clean)
     report = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "machine": machine(),

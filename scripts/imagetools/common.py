@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -29,6 +30,32 @@ def note(message: str) -> None:
     print(f"   {message}", flush=True)
 
 
+def read_json(path: Path, default=None):
+    """A JSON file's data; default when it is missing or not JSON (cut short, hand-edited)."""
+    try:
+        return json.loads(path.read_text()) if path.is_file() else default
+    except ValueError:
+        return default
+
+
+def write_json(path: Path, data, indent: int | None = 1) -> None:
+    """Write data as sorted JSON, atomically: a concurrent reader sees the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(data, indent=indent, sort_keys=True) + "\n")
+    partial.replace(path)
+
+
+def stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """Terminate a child process; kill it when it does not end within timeout seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
 def sha256_files(paths: Iterable[Path], cache_file: Path) -> dict[Path, str]:
     """sha256 of each file, reusing a digest from cache_file while the file is unchanged.
 
@@ -39,9 +66,9 @@ def sha256_files(paths: Iterable[Path], cache_file: Path) -> dict[Path, str]:
     context is hashed once. Entries of files not seen for 100 calls are dropped.
     """
     try:
-        cache_data = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+        cache_data = read_json(cache_file, {})
         entries, generation = cache_data["entries"], cache_data["generation"] + 1
-    except (ValueError, KeyError, TypeError):  # missing, cut short or an older format
+    except (KeyError, TypeError):  # missing, cut short or an older format
         entries, generation = {}, 1
     digests: dict[Path, str] = {}
     for path in paths:
@@ -57,10 +84,7 @@ def sha256_files(paths: Iterable[Path], cache_file: Path) -> dict[Path, str]:
         entries[key] = {"stamp": stamp, "sha256": digest, "seen": generation}
         digests[path] = digest
     entries = {k: v for k, v in entries.items() if v.get("seen", 0) > generation - 100}
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    partial = cache_file.with_name(f".{cache_file.name}.{os.getpid()}")
-    partial.write_text(json.dumps({"generation": generation, "entries": entries}) + "\n")
-    partial.replace(cache_file)  # atomic: a concurrent reader sees the old or the new file
+    write_json(cache_file, {"generation": generation, "entries": entries}, indent=None)
     return digests
 
 

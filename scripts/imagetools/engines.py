@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
-from .common import ROOT, ScriptError, note, step
+from .common import ROOT, ScriptError, note, step, stop
 from .config import Config
 
 # What engines call their architecture, as a platform's architecture.
@@ -79,6 +79,23 @@ class Engine:
             reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise ScriptError(f"`{self.name} {' '.join(args[:3])}` failed: {reason}")
         return result.stdout.strip()
+
+    def build(self, args: list[str], log: Path, what: str) -> tuple[float, str]:
+        """Run a build (args: `build`, flags, the context), its output into log; return the
+        seconds it took and the image's ID, or fail with the log's last error line."""
+        log.parent.mkdir(parents=True, exist_ok=True)
+        iidfile = log.with_suffix(".iid")
+        iidfile.unlink(missing_ok=True)
+        start = time.monotonic()
+        with log.open("w") as handle:
+            result = self.run([args[0], "--iidfile", str(iidfile), *args[1:]], stdout=handle,
+                              stderr=subprocess.STDOUT)  # fmt: skip
+        seconds = time.monotonic() - start
+        if result.returncode != 0 or not iidfile.is_file():
+            lines = [ln for ln in log.read_text().splitlines() if ln.strip()] or ["no output"]
+            reason = next((ln for ln in reversed(lines) if "error" in ln.lower()), lines[-1])
+            raise ScriptError(f"{what} failed: {reason.strip()[:300]} (full log: {log})")
+        return seconds, iidfile.read_text().strip()
 
     def answers(self) -> bool:
         try:
@@ -441,12 +458,7 @@ class Podman(Engine):
                     time.sleep(0.1)
                 yield {"DOCKER_HOST": f"unix://{socket}"}
             finally:
-                service.terminate()
-                try:
-                    service.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    service.kill()
-                    service.wait()
+                stop(service, timeout=30)
 
     def start(self) -> None:
         if not shutil.which("podman"):

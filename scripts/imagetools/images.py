@@ -20,14 +20,22 @@ import json
 import os
 import shutil
 import stat
-import subprocess
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from . import baseimage, explain
 from .apps import app_spec, check_variant, dependency_layers, load_apps, split_lock
-from .common import ROOT, ScriptError, content_mtime_ns, note, sha256_files, shown, step
+from .common import (
+    ROOT,
+    ScriptError,
+    content_mtime_ns,
+    note,
+    read_json,
+    sha256_files,
+    shown,
+    step,
+    write_json,
+)
 from .config import VARIANTS, Config
 from .engines import Engine, engine_for
 from .lockfile import read_lock
@@ -230,9 +238,6 @@ def build_image(engine: Engine, app: str, variant: str, ctx: Path, base_image: s
     digests = _normalize(ctx, epoch)  # the bytes on disk now, whoever changed them
     created = datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     log = cfg.build_dir / "logs" / cfg.engine / f"{cfg.image_prefix}{app}-{variant}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    iidfile = log.with_suffix(".iid")
-    iidfile.unlink(missing_ok=True)
     build_args = {"APP": app, "VCS_URL": cfg.vcs_url, "VCS_REF": cfg.revision, "CREATED": created}
     build_args |= {"BASE_IMAGE": base_image, "SOURCE_DATE_EPOCH": str(epoch)}
     build_args |= step_inputs(digests)
@@ -244,28 +249,16 @@ def build_image(engine: Engine, app: str, variant: str, ctx: Path, base_image: s
     args = [
         "build", "--network=none", "-f", str(ROOT / "dockerfiles" / f"{variant}.Dockerfile"),
         *(f"--build-arg={key}={value}" for key, value in build_args.items()),
-        "--iidfile", str(iidfile), *engine.build_flags(base_image),
+        *engine.build_flags(base_image),
         *(engine.cache_flags(cache_ref) if cache_ref else []), *flags, str(ctx),
     ]  # fmt: skip
-    start = time.monotonic()
-    with log.open("w") as handle:
-        result = engine.run(args, stdout=handle, stderr=subprocess.STDOUT)
-    seconds = time.monotonic() - start
-    if result.returncode != 0 or not iidfile.is_file():
-        lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
-        reason = next(
-            (ln for ln in reversed(lines) if "error" in ln.lower()), lines[-1] if lines else ""
-        )
-        raise ScriptError(f"building {tag} failed: {reason.strip()[:300]} (full log: {log})")
-    image = iidfile.read_text().strip()
+    seconds, image = engine.build(args, log, f"building {tag}")
     record = explain_build(engine, app, variant, image, base_image, ctx, log, digests, flags)
     check_image(engine, image, tag, ctx, digests)
     engine.output(["tag", image, tag])
     if cache_ref:
         engine.export_cache(image, cache_ref)
-    path = explain.record_path(cfg, app, variant)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    write_json(explain.record_path(cfg, app, variant), record)
     return seconds
 
 
@@ -274,11 +267,7 @@ def explain_build(engine: Engine, app: str, variant: str, image: str, base_image
                   flags: list[str]) -> dict:  # fmt: skip
     """Why each step ran or was reused (explain.py); refuse a stale reuse."""
     cfg = engine.cfg
-    path = explain.record_path(cfg, app, variant)
-    try:
-        previous = json.loads(path.read_text()) if path.is_file() else None
-    except ValueError:
-        previous = None
+    previous = read_json(explain.record_path(cfg, app, variant))
     found = explain.decisions(log.read_text(), variant)
     record = {
         "image": f"{app}:{variant}", "engine": cfg.engine, "image_id": image,
@@ -339,10 +328,7 @@ def check_image(engine: Engine, image: str, tag: str, ctx: Path, digests: dict[s
     key = hashlib.sha256(layers.encode()).hexdigest()
     expected = hashlib.sha256(json.dumps([expected_dists, expected_app]).encode()).hexdigest()
     record = engine.cfg.build_dir / "checked.json"
-    try:
-        checked = json.loads(record.read_text()) if record.exists() else {}
-    except ValueError:
-        checked = {}
+    checked = read_json(record, {})
     if layers and checked.get(key) == expected:
         return
     result = engine.run(["run", "--rm", "--network=none", "--entrypoint", "/opt/venv/bin/python",
@@ -369,9 +355,7 @@ def check_image(engine: Engine, image: str, tag: str, ctx: Path, digests: dict[s
         raise ScriptError(f"refusing to tag {tag}: the built image {image[:19]} does not match "
                           f"its inputs: {'; '.join(problems)}")  # fmt: skip
     checked[key] = expected
-    partial = record.with_name(f".{record.name}.{os.getpid()}")
-    partial.write_text(json.dumps(checked, indent=1, sort_keys=True) + "\n")
-    partial.replace(record)
+    write_json(record, checked)
 
 
 def run_trainer(engine: Engine, variant: str, out: Path) -> None:
