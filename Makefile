@@ -179,6 +179,10 @@ base: ## Resolve the base image: pull BASE_IMAGE or build LOCAL_BASE (REBUILD=1:
 	@$(TOOL) engine
 	@$(TOOL) base $(if $(REBUILD),--rebuild)
 
+.PHONY: base-digest
+base-digest: ## Pin the default BASE_IMAGE's tag at the digest its registry has now (skopeo; config.py + Dockerfiles)
+	@$(TOOL) base-digest
+
 $(WHEELS_STAMP): FORCE
 	@$(TOOL) wheels
 

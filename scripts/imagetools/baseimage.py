@@ -7,13 +7,19 @@ instead; the command says so. Its SOURCE_DATE_EPOCH is the time of the last comm
 changed its recipe, not of HEAD: rebuilt at any later commit (a fresh clone, a verifying
 rebuild), the same Debian packages give the same base ID. The choice is recorded in
 build/stamps/<engine>/base (the reference and its ID), rewritten only when it changes.
+
+`python -m imagetools base-digest` moves the pinned digest to what the tag names in its
+registry now (skopeo), in config.py and in every Dockerfile's `ARG BASE_IMAGE` default.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
+import json
 import os
+import shutil
 import subprocess
 
 from .common import ROOT, ScriptError, note, shown, step
@@ -87,8 +93,43 @@ def _resolve(engine: Engine) -> str:
     return cfg.local_base
 
 
+def update_digest() -> str:
+    """Pin DEFAULT_BASE's tag at the digest its registry gives now (the multi-platform
+    index's, as `docker pull` resolves it); rewrite every copy; return the new reference."""
+    name = DEFAULT_BASE.split("@")[0]
+    if not shutil.which("skopeo"):
+        subprocess.run([str(ROOT / "scripts" / "ensure-apt.sh"), "skopeo"], check=True)
+    result = subprocess.run(["skopeo", "inspect", "--raw", "--retry-times", "3", f"docker://{name}"],
+                            capture_output=True, check=False)  # fmt: skip
+    if result.returncode != 0:
+        last = (result.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise ScriptError(f"cannot read {name} from its registry: {last[:200]}")
+    index = json.loads(result.stdout)
+    platforms = {f"{m['platform']['os']}/{m['platform']['architecture']}"
+                 for m in index.get("manifests", []) if "platform" in m}  # fmt: skip
+    if "linux/amd64" not in platforms:
+        raise ScriptError(f"{name} is not a multi-platform index with linux/amd64 "
+                          f"({index.get('mediaType', 'no media type')})")  # fmt: skip
+    new = f"{name}@sha256:{hashlib.sha256(result.stdout).hexdigest()}"
+    if new == DEFAULT_BASE:
+        note(f"{name} is still {DEFAULT_BASE.split('@')[1]}: nothing to change")
+        return new
+    copies = [ROOT / "scripts" / "imagetools" / "config.py",
+              *sorted((ROOT / "dockerfiles").rglob("*.Dockerfile"))]  # fmt: skip
+    for path in copies:
+        if DEFAULT_BASE in (text := path.read_text()):
+            path.write_text(text.replace(DEFAULT_BASE, new))
+            note(f"{shown(path)}: {new}")
+    step(f"BASE_IMAGE moved to {new}: `make images` pulls and builds on it")
+    return new
+
+
 def main(cfg: Config, command: str, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog=f"imagetools {command}")
+    if command == "base-digest":
+        parser.parse_args(argv)
+        update_digest()
+        return 0
     parser.add_argument("--rebuild", action="store_true", help="rebuild the local base")
     engine = engine_for(cfg)
     step(f"resolving the base image ({cfg.base_image})")

@@ -4,6 +4,7 @@ mmdebstrap are fakes that record their command lines."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from pathlib import Path
@@ -127,3 +128,84 @@ def test_the_stamp_changes_only_with_the_base(make_engine, fake_client, cfg, mon
                        first=True)  # fmt: skip
     baseimage.main(engine.cfg, "base", [])
     assert stamp.read_text() == f"{DEFAULT_BASE} sha256:ccc\n"  # a new base: a new stamp
+
+
+# ---- make base-digest: the pinned digest follows the tag -------------------------------------
+INDEX = (b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",'
+         b'"manifests":[{"digest":"sha256:1","platform":{"os":"linux","architecture":"amd64"}},'
+         b'{"digest":"sha256:2","platform":{"os":"linux","architecture":"arm64"}}]}')  # fmt: skip
+
+
+@pytest.fixture
+def copy_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The files base-digest rewrites, copied; baseimage works on the copy."""
+    root = tmp_path / "repo"
+    (root / "scripts" / "imagetools").mkdir(parents=True)
+    source = Path(baseimage.__file__).parents[2]
+    (root / "scripts" / "imagetools" / "config.py").write_bytes(
+        (source / "scripts" / "imagetools" / "config.py").read_bytes())  # fmt: skip
+    for path in (source / "dockerfiles").rglob("*.Dockerfile"):
+        target = root / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    monkeypatch.setattr(baseimage, "ROOT", root)
+    return root
+
+
+def fake_skopeo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: bytes, code: int = 0,
+                error: str = "") -> Path:  # fmt: skip
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "answer").write_bytes(body)
+    script = f'#!/bin/sh\necho "$*" > {tmp_path}/skopeo.args\ncat {tmp_path}/answer\n'
+    (bin_dir / "skopeo").write_text(f"{script}echo '{error}' >&2\nexit {code}\n")
+    (bin_dir / "skopeo").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return tmp_path / "skopeo.args"
+
+
+def test_base_digest_pins_the_tags_index_in_every_copy(copy_root: Path, tmp_path: Path,
+                                                      monkeypatch) -> None:  # fmt: skip
+    args = fake_skopeo(tmp_path, monkeypatch, INDEX)
+    new = baseimage.update_digest()
+    name = DEFAULT_BASE.split("@")[0]
+    assert new == f"{name}@sha256:{hashlib.sha256(INDEX).hexdigest()}" != DEFAULT_BASE
+    assert args.read_text().split()[-1] == f"docker://{name}"
+    copies = [copy_root / "scripts/imagetools/config.py", *copy_root.rglob("*.Dockerfile")]
+    variants = [p for p in copies if p.name in ("pip.Dockerfile", "uv.Dockerfile",
+                                                "multistage.Dockerfile", "config.py")]  # fmt: skip
+    assert len(variants) == 4
+    for path in copies:
+        assert DEFAULT_BASE not in path.read_text(), path
+    for path in variants:
+        assert new in path.read_text(), path
+
+
+def test_base_digest_changes_nothing_when_the_pin_is_current(copy_root: Path, tmp_path: Path,
+                                                            monkeypatch) -> None:  # fmt: skip
+    before = {p: p.read_bytes() for p in copy_root.rglob("*") if p.is_file()}
+    fake_skopeo(tmp_path, monkeypatch, INDEX)
+    monkeypatch.setattr(baseimage, "DEFAULT_BASE",
+                        f"python:3.11-slim@sha256:{hashlib.sha256(INDEX).hexdigest()}")  # fmt: skip
+    baseimage.update_digest()
+    assert {p: p.read_bytes() for p in copy_root.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "error", "message"),
+    [
+        (b"", 1, "pinging container registry registry-1.docker.io: no such host",
+         r"^cannot read python:3\.11-slim from its registry: pinging .*: no such host$"),
+        (b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}', 0, "",
+         r"^python:3\.11-slim is not a multi-platform index with linux/amd64 \(.*manifest"),
+    ],
+    ids=["no-registry", "single-manifest"],
+)  # fmt: skip
+def test_base_digest_failures_are_one_line_and_change_nothing(
+    copy_root: Path, tmp_path: Path, monkeypatch, body: bytes, code: int, error: str, message: str
+) -> None:
+    before = {p: p.read_bytes() for p in copy_root.rglob("*") if p.is_file()}
+    fake_skopeo(tmp_path, monkeypatch, body, code, error)
+    with pytest.raises(ScriptError, match=message):
+        baseimage.update_digest()
+    assert {p: p.read_bytes() for p in copy_root.rglob("*") if p.is_file()} == before

@@ -257,17 +257,21 @@ def test_lock_updates_run_pypi_code_without_write_access() -> None:
     jobs = load(LOCKS)["jobs"]
     upgrade = [step.get("run", "") for step in jobs["upgrade"]["steps"]]
     assert upgrade.index("make lock-upgrade") < upgrade.index("make lock-check")
+    assert "make base-digest" in upgrade
     assert "permissions" not in jobs["upgrade"]  # the workflow's contents: read
     assert jobs["propose"]["needs"] == "upgrade"
     propose = "\n".join(step.get("run", "") for step in jobs["propose"]["steps"])
     assert not re.search(r"^\s*make\b", propose, re.MULTILINE) and "gh pr create" in propose
     handed = [step["with"] for step in jobs["propose"]["steps"]
               if step.get("uses", "").startswith("actions/download-artifact@")]  # fmt: skip
-    assert handed == [{"name": "locks", "path": "requirements/"}]
+    assert handed == [{"name": "locks", "path": "."}]
+    uploaded = next(step["with"]["path"].split() for step in jobs["upgrade"]["steps"]
+                    if step.get("uses", "").startswith("actions/upload-artifact@"))  # fmt: skip
+    assert uploaded == ["requirements/", "dockerfiles/", "scripts/imagetools/config.py"]
 
 
-def _propose_step(tmp_path: Path, change: bool,
-                  open_pr: str = "") -> tuple[subprocess.CompletedProcess, Path]:  # fmt: skip
+def _propose_step(tmp_path: Path, change: bool, open_pr: str = "",
+                  base: bool = False) -> tuple[subprocess.CompletedProcess, Path]:  # fmt: skip
     """Run update-locks.yml's last step in a throw-away clone: `github.com` is a local bare
     repository (git's url.insteadOf) and `gh` a stand-in that records its arguments."""
     script = next(s for _, s in steps(load(LOCKS)) if "gh pr create" in s.get("run", ""))["run"]
@@ -277,10 +281,17 @@ def _propose_step(tmp_path: Path, change: bool,
     subprocess.run(["git", "init", "-q", str(work)], check=True)
     (work / "requirements").mkdir()
     (work / "requirements" / "app.txt").write_text("flask==3.0.0\n")
+    (work / "dockerfiles").mkdir()
+    (work / "dockerfiles" / "uv.Dockerfile").write_text("ARG BASE_IMAGE=python@sha256:1\n")
+    (work / "scripts" / "imagetools").mkdir(parents=True)
+    (work / "scripts" / "imagetools" / "config.py").write_text('BASE = "python@sha256:1"\n')
     subprocess.run([*git, "-C", str(work), "add", "."], check=True)
     subprocess.run([*git, "-C", str(work), "commit", "-qm", "first"], check=True)
     if change:
         (work / "requirements" / "app.txt").write_text("flask==3.0.1\n")
+    if base:  # what `make base-digest` changes
+        (work / "dockerfiles" / "uv.Dockerfile").write_text("ARG BASE_IMAGE=python@sha256:2\n")
+        (work / "scripts" / "imagetools" / "config.py").write_text('BASE = "python@sha256:2"\n')
     bin_dir.mkdir()
     # gh: one line per call; `pr list` finds an open pull request when OPEN_PR is set.
     (bin_dir / "gh").write_text(
@@ -314,6 +325,15 @@ def test_lock_updates_propose_a_branch_and_a_pull_request(tmp_path: Path) -> Non
     assert "requirements/app.txt" in (tmp_path / "body.md").read_text()
 
 
+def test_a_new_base_digest_alone_is_proposed(tmp_path: Path) -> None:
+    result, origin = _propose_step(tmp_path, change=False, base=True)
+    assert result.returncode == 0, result.stderr
+    assert _git(origin, "show", "update-locks:dockerfiles/uv.Dockerfile").endswith("sha256:2\n")
+    assert _git(origin, "show", "update-locks:scripts/imagetools/config.py").endswith('2"\n')
+    body = (tmp_path / "body.md").read_text()
+    assert "dockerfiles/uv.Dockerfile" in body and "config.py" in body
+
+
 def test_lock_updates_update_the_open_pull_request(tmp_path: Path) -> None:
     result, _ = _propose_step(tmp_path, change=True, open_pr="42")
     assert result.returncode == 0, result.stderr
@@ -325,6 +345,6 @@ def test_lock_updates_update_the_open_pull_request(tmp_path: Path) -> None:
 def test_lock_updates_propose_nothing_when_the_locks_are_current(tmp_path: Path) -> None:
     result, origin = _propose_step(tmp_path, change=False)
     assert result.returncode == 0, result.stderr
-    assert "already at the newest allowed pins" in result.stdout
+    assert "already at the newest allowed versions" in result.stdout
     assert not (tmp_path / "gh-calls").exists()
     assert _git(origin, "branch", "--list") == ""
