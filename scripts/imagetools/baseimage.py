@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import os
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 from .common import ROOT, ScriptError, note, shown, step
 from .config import DEFAULT_BASE, Config, last_change
@@ -97,29 +98,43 @@ def update_digest() -> str:
     """Pin DEFAULT_BASE's tag at the digest its registry gives now (the multi-platform
     index's, as `docker pull` resolves it); rewrite every copy; return the new reference."""
     name = DEFAULT_BASE.split("@")[0]
+    copies = [ROOT / "scripts" / "imagetools" / "config.py",
+              *(p for p in sorted((ROOT / "dockerfiles").rglob("*.Dockerfile"))
+                if "ARG BASE_IMAGE=" in p.read_text())]  # fmt: skip
+    drifted = [str(p.relative_to(ROOT)) for p in copies if DEFAULT_BASE not in p.read_text()]
+    if drifted:
+        raise ScriptError(f"not pinned at {DEFAULT_BASE}: {', '.join(drifted)}; make every copy "
+                          "equal first (tests/scripts/test_scripts_config.py)")  # fmt: skip
     if not shutil.which("skopeo"):
         subprocess.run([str(ROOT / "scripts" / "ensure-apt.sh"), "skopeo"], check=True)
-    result = subprocess.run(["skopeo", "inspect", "--raw", "--retry-times", "3", f"docker://{name}"],
-                            capture_output=True, check=False)  # fmt: skip
-    if result.returncode != 0:
-        last = (result.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
-        raise ScriptError(f"cannot read {name} from its registry: {last[:200]}")
-    index = json.loads(result.stdout)
-    platforms = {f"{m['platform']['os']}/{m['platform']['architecture']}"
-                 for m in index.get("manifests", []) if "platform" in m}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="base-digest-") as tmp:
+        raw = Path(tmp) / "index.json"
+        with raw.open("wb") as handle:  # the bytes as the registry serves them
+            read = subprocess.run(["skopeo", "inspect", "--raw", "--retry-times", "3",
+                                   f"docker://{name}"], stdout=handle, stderr=subprocess.PIPE,
+                                  check=False)  # fmt: skip
+        digest = subprocess.run(["skopeo", "manifest-digest", str(raw)], capture_output=True,
+                                check=False)  # fmt: skip
+        for result, what in ((read, f"read {name} from its registry"), (digest, "digest it")):
+            if result.returncode != 0:
+                why = (result.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
+                raise ScriptError(f"cannot {what}: {why[:200]}")
+        try:
+            index = json.loads(raw.read_bytes())
+        except ValueError as exc:
+            raise ScriptError(f"{name}: the registry's answer is not JSON ({exc})") from exc
+    platforms = {f"{m.get('platform', {}).get('os')}/{m.get('platform', {}).get('architecture')}"
+                 for m in index.get("manifests", [])}  # fmt: skip
     if "linux/amd64" not in platforms:
         raise ScriptError(f"{name} is not a multi-platform index with linux/amd64 "
                           f"({index.get('mediaType', 'no media type')})")  # fmt: skip
-    new = f"{name}@sha256:{hashlib.sha256(result.stdout).hexdigest()}"
+    new = f"{name}@{digest.stdout.decode().strip()}"
     if new == DEFAULT_BASE:
         note(f"{name} is still {DEFAULT_BASE.split('@')[1]}: nothing to change")
         return new
-    copies = [ROOT / "scripts" / "imagetools" / "config.py",
-              *sorted((ROOT / "dockerfiles").rglob("*.Dockerfile"))]  # fmt: skip
     for path in copies:
-        if DEFAULT_BASE in (text := path.read_text()):
-            path.write_text(text.replace(DEFAULT_BASE, new))
-            note(f"{shown(path)}: {new}")
+        path.write_text(path.read_text().replace(DEFAULT_BASE, new))
+        note(f"{path.relative_to(ROOT)}: {new}")
     step(f"BASE_IMAGE moved to {new}: `make images` pulls and builds on it")
     return new
 

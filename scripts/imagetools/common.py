@@ -30,20 +30,26 @@ def note(message: str) -> None:
     print(f"   {message}", flush=True)
 
 
-def read_json(path: Path, default=None):
-    """A JSON file's data; default when it is missing or not JSON (cut short, hand-edited)."""
+def read_json(path: Path, default=None, cache: bool = False):
+    """A JSON file's data; default when it is missing. A cache that is not JSON (cut short,
+    hand-edited) is also default; a record that is not JSON is an error naming the file."""
     try:
         return json.loads(path.read_text()) if path.is_file() else default
-    except ValueError:
-        return default
+    except ValueError as exc:
+        if cache:
+            return default
+        raise ScriptError(f"{shown(path)} is not valid JSON ({exc}): fix or remove it") from exc
 
 
 def write_json(path: Path, data, indent: int | None = 1) -> None:
     """Write data as sorted JSON, atomically: a concurrent reader sees the old or the new file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(json.dumps(data, indent=indent, sort_keys=True) + "\n")
-    partial.replace(path)
+    try:
+        partial.write_text(json.dumps(data, indent=indent, sort_keys=True) + "\n")
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def stop(process: subprocess.Popen, timeout: float = 20) -> None:
@@ -53,7 +59,7 @@ def stop(process: subprocess.Popen, timeout: float = 20) -> None:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait(timeout=timeout)
+        process.wait()
 
 
 def sha256_files(paths: Iterable[Path], cache_file: Path) -> dict[Path, str]:
@@ -66,7 +72,7 @@ def sha256_files(paths: Iterable[Path], cache_file: Path) -> dict[Path, str]:
     context is hashed once. Entries of files not seen for 100 calls are dropped.
     """
     try:
-        cache_data = read_json(cache_file, {})
+        cache_data = read_json(cache_file, {}, cache=True)
         entries, generation = cache_data["entries"], cache_data["generation"] + 1
     except (KeyError, TypeError):  # missing, cut short or an older format
         entries, generation = {}, 1

@@ -267,7 +267,7 @@ def explain_build(engine: Engine, app: str, variant: str, image: str, base_image
                   flags: list[str]) -> dict:  # fmt: skip
     """Why each step ran or was reused (explain.py); refuse a stale reuse."""
     cfg = engine.cfg
-    previous = read_json(explain.record_path(cfg, app, variant))
+    previous = read_json(explain.record_path(cfg, app, variant), cache=True)
     found = explain.decisions(log.read_text(), variant)
     record = {
         "image": f"{app}:{variant}", "engine": cfg.engine, "image_id": image,
@@ -328,7 +328,7 @@ def check_image(engine: Engine, image: str, tag: str, ctx: Path, digests: dict[s
     key = hashlib.sha256(layers.encode()).hexdigest()
     expected = hashlib.sha256(json.dumps([expected_dists, expected_app]).encode()).hexdigest()
     record = engine.cfg.build_dir / "checked.json"
-    checked = read_json(record, {})
+    checked = read_json(record, {}, cache=True)
     if layers and checked.get(key) == expected:
         return
     result = engine.run(["run", "--rm", "--network=none", "--entrypoint", "/opt/venv/bin/python",

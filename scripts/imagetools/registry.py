@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import explain
 from .apps import parse_selection
-from .common import ROOT, ScriptError, note, shown, step
+from .common import ROOT, ScriptError, note, read_json, shown, step, write_json
 from .config import Config
 from .engines import Engine, engine_for
 from .images import OCI
@@ -216,7 +216,7 @@ def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[d
     if not cfg.registry:
         raise ScriptError("set REGISTRY=host[:port]/prefix, e.g. REGISTRY=127.0.0.1:5000/grocery")
     engine, short = engine_for(cfg), cfg.revision[:12]
-    published = json.loads(out.read_text()) if out.is_file() else {}
+    published = read_json(out, {})
     local = registry_dir(cfg)
     records, bases = [], {}
     for app in apps:
@@ -258,8 +258,7 @@ def push(cfg: Config, apps: list[str], variants: list[str], out: Path) -> list[d
                       "base_name": base_name, "base_id": engine.image_id(base_name),
                       "engine": cfg.engine, "compressed_bytes": size}  # fmt: skip
             published[f"{repository}:{variant}"] = record
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(json.dumps(published, indent=1, sort_keys=True) + "\n")
+            write_json(out, published)
             records.append(record)
     return records
 

@@ -22,7 +22,7 @@ import subprocess
 from pathlib import Path
 
 from .apps import parse_selection
-from .common import ROOT, ScriptError, note, shown, step
+from .common import ROOT, ScriptError, note, read_json, shown, step, write_json
 from .config import Config
 from .engines import LOOPBACK, engine_for
 
@@ -99,7 +99,7 @@ def write_trust(cfg: Config, fingerprint: str, env: dict[str, str]) -> Path:
 
 
 def selected(cfg: Config, published: Path, apps: list[str], variants: list[str]) -> list[dict]:
-    records = json.loads(published.read_text()) if published.is_file() else {}
+    records = read_json(published, {})
     chosen = [records.get(f"{cfg.registry}/{cfg.image_prefix}{app}:{variant}")
               for app in apps for variant in variants]  # fmt: skip
     if not cfg.registry or not all(chosen):
@@ -112,7 +112,7 @@ def sign(cfg: Config, records: list[dict], published: Path) -> None:
     fingerprint, env = signing_key(cfg)
     write_trust(cfg, fingerprint, env)
     registries_d = str(signing_dir(cfg) / "registries.d")
-    everything = json.loads(published.read_text()) if published.is_file() else {}
+    everything = read_json(published, {})
     for record in records:
         source = f"docker://{record['repository']}@{record['digest']}"
         step(f"signing {record['repository']}@{record['digest'][:19]} with {fingerprint[-16:]}")
@@ -130,7 +130,7 @@ def sign(cfg: Config, records: list[dict], published: Path) -> None:
             raise ScriptError(f"signing {target} changed its digest")
         record["signed_by"] = fingerprint
         everything[f"{record['repository']}:{record['tags'][0]}"] = record
-        published.write_text(json.dumps(everything, indent=1, sort_keys=True) + "\n")
+        write_json(published, everything)
 
 
 def pull(cfg: Config, records: list[dict]) -> None:

@@ -70,10 +70,13 @@ print(json.dumps(sorted({re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower() + "=
 """
 
 
+# The venv running these tests when make made it (make test's), else the repository's.
+VENV = sys.prefix if Path(sys.prefix, ".installed").is_file() else ROOT / ".venv"
+
+
 def make(copy: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        # The venv running these tests (make test's), not one assumed at ROOT/.venv.
-        ["make", "-C", str(copy), *args, f"ENGINE={ENGINE}", f"VENV={sys.prefix}"],
+        ["make", "-C", str(copy), *args, f"ENGINE={ENGINE}", f"VENV={VENV}"],
         env=dict(os.environ, SOURCE_DATE_EPOCH=str(CFG.source_date_epoch), **(env or {})),
         capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip

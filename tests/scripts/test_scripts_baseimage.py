@@ -154,22 +154,34 @@ def copy_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def fake_skopeo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: bytes, code: int = 0,
                 error: str = "") -> Path:  # fmt: skip
+    """skopeo on PATH: `inspect` answers body (exit code, error on stderr) and records its
+    arguments; `manifest-digest` is sha256 of the file, as skopeo's own."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (tmp_path / "answer").write_bytes(body)
-    script = f'#!/bin/sh\necho "$*" > {tmp_path}/skopeo.args\ncat {tmp_path}/answer\n'
-    (bin_dir / "skopeo").write_text(f"{script}echo '{error}' >&2\nexit {code}\n")
+    (bin_dir / "skopeo").write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = manifest-digest ]; then echo "sha256:$(sha256sum < "$2" | cut -d" " -f1)"; '
+        "exit 0; fi\n"
+        f'echo "$*" > {tmp_path}/skopeo.args\ncat {tmp_path}/answer\n'
+        f"echo '{error}' >&2\nexit {code}\n"
+    )
     (bin_dir / "skopeo").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     return tmp_path / "skopeo.args"
 
 
+def files(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
 def test_base_digest_pins_the_tags_index_in_every_copy(copy_root: Path, tmp_path: Path,
-                                                      monkeypatch) -> None:  # fmt: skip
+                                                      monkeypatch, capsys) -> None:  # fmt: skip
     args = fake_skopeo(tmp_path, monkeypatch, INDEX)
     new = baseimage.update_digest()
     name = DEFAULT_BASE.split("@")[0]
     assert new == f"{name}@sha256:{hashlib.sha256(INDEX).hexdigest()}" != DEFAULT_BASE
+    assert args.read_text().split()[:2] == ["inspect", "--raw"]
     assert args.read_text().split()[-1] == f"docker://{name}"
     copies = [copy_root / "scripts/imagetools/config.py", *copy_root.rglob("*.Dockerfile")]
     variants = [p for p in copies if p.name in ("pip.Dockerfile", "uv.Dockerfile",
@@ -179,16 +191,35 @@ def test_base_digest_pins_the_tags_index_in_every_copy(copy_root: Path, tmp_path
         assert DEFAULT_BASE not in path.read_text(), path
     for path in variants:
         assert new in path.read_text(), path
+    assert f"BASE_IMAGE moved to {new}" in capsys.readouterr().out
 
 
-def test_base_digest_changes_nothing_when_the_pin_is_current(copy_root: Path, tmp_path: Path,
-                                                            monkeypatch) -> None:  # fmt: skip
-    before = {p: p.read_bytes() for p in copy_root.rglob("*") if p.is_file()}
+def test_base_digest_changes_nothing_when_the_pin_is_current(
+    copy_root: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    current = f"{DEFAULT_BASE.split('@')[0]}@sha256:{hashlib.sha256(INDEX).hexdigest()}"
+    for path in [copy_root / "scripts/imagetools/config.py", *copy_root.rglob("*.Dockerfile")]:
+        path.write_text(path.read_text().replace(DEFAULT_BASE, current))
+    monkeypatch.setattr(baseimage, "DEFAULT_BASE", current)
+    before = files(copy_root)
     fake_skopeo(tmp_path, monkeypatch, INDEX)
-    monkeypatch.setattr(baseimage, "DEFAULT_BASE",
-                        f"python:3.11-slim@sha256:{hashlib.sha256(INDEX).hexdigest()}")  # fmt: skip
-    baseimage.update_digest()
-    assert {p: p.read_bytes() for p in copy_root.rglob("*") if p.is_file()} == before
+    assert baseimage.update_digest() == current
+    assert files(copy_root) == before
+    assert "nothing to change" in capsys.readouterr().out
+
+
+def test_base_digest_refuses_copies_that_drifted(copy_root: Path, tmp_path: Path,
+                                                 monkeypatch) -> None:  # fmt: skip
+    drifted = copy_root / "dockerfiles" / "uv.Dockerfile"
+    drifted.write_text(drifted.read_text().replace(DEFAULT_BASE, "python:3.11-slim"))
+    before = files(copy_root)
+    args = fake_skopeo(tmp_path, monkeypatch, INDEX)
+    with pytest.raises(
+        ScriptError,
+        match=r"^not pinned at python:3\.11-slim@sha256:[0-9a-f]{64}: dockerfiles/uv\.Dockerfile;",
+    ):
+        baseimage.update_digest()
+    assert files(copy_root) == before and not args.exists()  # refused before asking
 
 
 @pytest.mark.parametrize(
@@ -198,14 +229,15 @@ def test_base_digest_changes_nothing_when_the_pin_is_current(copy_root: Path, tm
          r"^cannot read python:3\.11-slim from its registry: pinging .*: no such host$"),
         (b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}', 0, "",
          r"^python:3\.11-slim is not a multi-platform index with linux/amd64 \(.*manifest"),
+        (b"<html>proxy error</html>", 0, "", r"^python:3\.11-slim: the registry's answer is not"),
     ],
-    ids=["no-registry", "single-manifest"],
+    ids=["no-registry", "single-manifest", "not-json"],
 )  # fmt: skip
 def test_base_digest_failures_are_one_line_and_change_nothing(
     copy_root: Path, tmp_path: Path, monkeypatch, body: bytes, code: int, error: str, message: str
 ) -> None:
-    before = {p: p.read_bytes() for p in copy_root.rglob("*") if p.is_file()}
+    before = files(copy_root)
     fake_skopeo(tmp_path, monkeypatch, body, code, error)
     with pytest.raises(ScriptError, match=message):
         baseimage.update_digest()
-    assert {p: p.read_bytes() for p in copy_root.rglob("*") if p.is_file()} == before
+    assert files(copy_root) == before

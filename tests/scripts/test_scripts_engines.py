@@ -309,3 +309,26 @@ def test_push_returns_the_digest_the_registry_stored(make_engine, fake_client) -
     assert make_engine("docker").push("127.0.0.1:5000/g/grocery-flask:uv") == digest
     with pytest.raises(ScriptError):
         make_engine("docker").push("127.0.0.1:5000/g/grocery-flask:other")
+
+
+# ---- Engine.build: every image build (make's and the bench's) ------------------------------
+def test_build_names_the_iidfile_and_refuses_a_stale_one(make_engine, fake_client,
+                                                         tmp_path: Path) -> None:  # fmt: skip
+    """A build that exits 0 but writes no image ID fails, whatever an earlier build left."""
+    log = tmp_path / "logs" / "x.log"
+    log.parent.mkdir()
+    log.with_suffix(".iid").write_text("sha256:" + "0" * 64)  # an earlier build's
+    fake_client.answer("build", "#5 DONE 1.0s\nERROR: failed to solve: exit code 2\n#6 ...\n")
+    with pytest.raises(ScriptError, match=r"^building x failed: ERROR: failed to solve: exit "
+                                          r"code 2 \(full log: .*x\.log\)$"):  # fmt: skip
+        make_engine("docker").build(["build", "--network=none", "ctx"], log, "building x")
+    (command,) = [c for c in fake_client.calls if c[0] == "build"]
+    assert command == ["build", "--platform=linux/amd64", "--iidfile", str(log.with_suffix(".iid")),
+                       "--network=none", "ctx"]  # fmt: skip
+    assert not log.with_suffix(".iid").exists()
+
+
+def test_a_build_without_output_says_so(make_engine, fake_client, tmp_path: Path) -> None:
+    fake_client.answer("build", "", "", 1)
+    with pytest.raises(ScriptError, match=r"^b failed: no output \(full log: "):
+        make_engine("podman").build(["build", "ctx"], tmp_path / "new" / "b.log", "b")

@@ -417,7 +417,14 @@ def test_a_build_is_checked_tagged_and_explained(fake_repo: Path, artifacts: Pat
     engine = FakeDocker(cfg, BUILDKIT_LOG.replace("#5 CACHED", "#5 DONE 9.0s"))
     build(engine, ctx, ["--no-cache"])
     (command,) = [c for c in engine.calls if c[0] == "build"]
-    assert command[:2] == ["build", "--platform=linux/amd64"] and "--network=none" in command
+    iidfile = str(cfg.build_dir / "logs" / "docker" / "grocery-backend-uv.iid")
+    assert command[:5] == [
+        "build",
+        "--platform=linux/amd64",
+        "--iidfile",
+        iidfile,
+        "--network=none",
+    ]
     assert "--build-arg=BASE_IMAGE=base:1" in command and "--progress=plain" in command
     assert "--build-arg=VCS_REF=0123abc" in command and "--build-arg=PORT=8000" in command
     assert "--build-arg=KIND=service" in command and "--target" not in command

@@ -257,21 +257,29 @@ def test_lock_updates_run_pypi_code_without_write_access() -> None:
     jobs = load(LOCKS)["jobs"]
     upgrade = [step.get("run", "") for step in jobs["upgrade"]["steps"]]
     assert upgrade.index("make lock-upgrade") < upgrade.index("make lock-check")
-    assert "make base-digest" in upgrade
+    assert "make base-digest" in [step.get("run", "") for step in jobs["base-digest"]["steps"]]
     assert "permissions" not in jobs["upgrade"]  # the workflow's contents: read
-    assert jobs["propose"]["needs"] == "upgrade"
+    assert jobs["propose"]["needs"] == ["upgrade", "base-digest"]
     propose = "\n".join(step.get("run", "") for step in jobs["propose"]["steps"])
     assert not re.search(r"^\s*make\b", propose, re.MULTILINE) and "gh pr create" in propose
     handed = [step["with"] for step in jobs["propose"]["steps"]
               if step.get("uses", "").startswith("actions/download-artifact@")]  # fmt: skip
-    assert handed == [{"name": "locks", "path": "."}]
-    uploaded = next(step["with"]["path"].split() for step in jobs["upgrade"]["steps"]
-                    if step.get("uses", "").startswith("actions/upload-artifact@"))  # fmt: skip
-    assert uploaded == ["requirements/", "dockerfiles/", "scripts/imagetools/config.py"]
+    assert handed == [{"name": "locks", "path": "requirements/"}, {"name": "base", "path": "."}]
+    uploaded = {job: next(step["with"]["path"].split() for step in jobs[job]["steps"]
+                          if step.get("uses", "").startswith("actions/upload-artifact@"))
+                for job in ("upgrade", "base-digest")}  # fmt: skip
+    # The job that runs PyPI code hands over the locks alone.
+    assert uploaded == {"upgrade": ["requirements/"],
+                        "base-digest": ["dockerfiles/**/*.Dockerfile",
+                                        "scripts/imagetools/config.py"]}  # fmt: skip
 
 
-def _propose_step(tmp_path: Path, change: bool, open_pr: str = "",
-                  base: bool = False) -> tuple[subprocess.CompletedProcess, Path]:  # fmt: skip
+OLD, NEW = (f"python:3.11-slim@sha256:{digit * 64}" for digit in "12")
+
+
+def _propose_step(
+    tmp_path: Path, change: bool, open_pr: str = "", base: bool | str = False
+) -> tuple[subprocess.CompletedProcess, Path]:
     """Run update-locks.yml's last step in a throw-away clone: `github.com` is a local bare
     repository (git's url.insteadOf) and `gh` a stand-in that records its arguments."""
     script = next(s for _, s in steps(load(LOCKS)) if "gh pr create" in s.get("run", ""))["run"]
@@ -282,16 +290,17 @@ def _propose_step(tmp_path: Path, change: bool, open_pr: str = "",
     (work / "requirements").mkdir()
     (work / "requirements" / "app.txt").write_text("flask==3.0.0\n")
     (work / "dockerfiles").mkdir()
-    (work / "dockerfiles" / "uv.Dockerfile").write_text("ARG BASE_IMAGE=python@sha256:1\n")
+    (work / "dockerfiles" / "uv.Dockerfile").write_text(f"FROM x\nARG BASE_IMAGE={OLD}\n")
     (work / "scripts" / "imagetools").mkdir(parents=True)
-    (work / "scripts" / "imagetools" / "config.py").write_text('BASE = "python@sha256:1"\n')
+    (work / "scripts" / "imagetools" / "config.py").write_text(f'BASE = "{OLD}"\n')
     subprocess.run([*git, "-C", str(work), "add", "."], check=True)
     subprocess.run([*git, "-C", str(work), "commit", "-qm", "first"], check=True)
     if change:
         (work / "requirements" / "app.txt").write_text("flask==3.0.1\n")
-    if base:  # what `make base-digest` changes
-        (work / "dockerfiles" / "uv.Dockerfile").write_text("ARG BASE_IMAGE=python@sha256:2\n")
-        (work / "scripts" / "imagetools" / "config.py").write_text('BASE = "python@sha256:2"\n')
+    if base:  # what `make base-digest` changes (or, with base="more", more than that)
+        first = "FROM evil\n" if base == "more" else "FROM x\n"
+        (work / "dockerfiles" / "uv.Dockerfile").write_text(f"{first}ARG BASE_IMAGE={NEW}\n")
+        (work / "scripts" / "imagetools" / "config.py").write_text(f'BASE = "{NEW}"\n')
     bin_dir.mkdir()
     # gh: one line per call; `pr list` finds an open pull request when OPEN_PR is set.
     (bin_dir / "gh").write_text(
@@ -321,17 +330,24 @@ def test_lock_updates_propose_a_branch_and_a_pull_request(tmp_path: Path) -> Non
     calls = (tmp_path / "gh-calls").read_text().splitlines()
     assert calls[0] == "auth setup-git"
     assert calls[1].startswith("pr list --head update-locks")
-    assert calls[2].startswith("pr create --head update-locks --title Locks: newest allowed")
+    assert calls[2].startswith("pr create --head update-locks --title Locks and base image: newest")
     assert "requirements/app.txt" in (tmp_path / "body.md").read_text()
 
 
 def test_a_new_base_digest_alone_is_proposed(tmp_path: Path) -> None:
     result, origin = _propose_step(tmp_path, change=False, base=True)
     assert result.returncode == 0, result.stderr
-    assert _git(origin, "show", "update-locks:dockerfiles/uv.Dockerfile").endswith("sha256:2\n")
-    assert _git(origin, "show", "update-locks:scripts/imagetools/config.py").endswith('2"\n')
+    assert _git(origin, "show", "update-locks:dockerfiles/uv.Dockerfile").endswith(f"{NEW}\n")
+    assert _git(origin, "show", "update-locks:scripts/imagetools/config.py") == f'BASE = "{NEW}"\n'
     body = (tmp_path / "body.md").read_text()
     assert "dockerfiles/uv.Dockerfile" in body and "config.py" in body
+
+
+def test_a_base_change_beyond_the_digest_is_refused(tmp_path: Path) -> None:
+    result, origin = _propose_step(tmp_path, change=True, base="more")
+    assert result.returncode != 0
+    assert "changed more than the base image's digest" in result.stderr
+    assert _git(origin, "branch", "--list") == "" and not (tmp_path / "gh-calls").exists()
 
 
 def test_lock_updates_update_the_open_pull_request(tmp_path: Path) -> None:
