@@ -16,6 +16,7 @@ import stat
 import sys
 from pathlib import Path
 
+STAGED_MTIME = 315_532_800  # 1980-01-01, as layer.py's staged venv layers
 # Files the engine mounts into every build step: they describe the build container, not
 # the image (and differ between two builds), so the engine provides them at run time.
 RUNTIME_FILES = {"etc/hostname", "etc/hosts", "etc/resolv.conf", ".dockerenv", ".containerenv"}
@@ -123,6 +124,11 @@ def main(dest_arg: str, source_arg: str = "/") -> int:
     with open(dest / "etc/passwd", "a") as passwd, open(dest / "etc/group", "a") as group:
         passwd.write(USER)
         group.write(GROUP)
+    # What this script made or changed gets one fixed time, not the build's: two builds (a
+    # cold one and one that reuses the cache) then give this layer the same bytes on Docker,
+    # which cannot pin file times itself (Podman's --timestamp does).
+    for name in ("etc/passwd", "etc/group", "tmp", "home/nonroot", "home", "run", "."):
+        os.utime(dest / name, (STAGED_MTIME, STAGED_MTIME))
     kept = sum(len(files) for _, _, files in os.walk(dest))
     print(f"prune_rootfs: {kept} files kept in {dest}")
     return 0

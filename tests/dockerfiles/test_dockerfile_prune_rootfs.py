@@ -141,6 +141,13 @@ def test_copied_directories_keep_their_times(pruned: Path) -> None:
     assert (pruned / "etc/os-release").stat().st_mtime == OLD
 
 
+def test_what_it_adds_has_a_fixed_time(pruned: Path, fake_root: Path) -> None:
+    """Not the build's time: Docker cannot pin file times, and a layer holding the build's
+    time differs between a cold build and a cached one (a bump would re-ship it)."""
+    for rel in ("etc/passwd", "etc/group", "tmp", "home", "home/nonroot", "run", "."):
+        assert (pruned / rel).stat().st_mtime == 315_532_800, rel
+
+
 def test_destination_inside_the_source_is_not_copied_into_itself(
     runtime_module, fake_root: Path
 ) -> None:
