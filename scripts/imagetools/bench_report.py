@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from .common import ScriptError, shown, step
+from .common import ROOT, ScriptError, shown, step
 from .config import VARIANTS, Config
 
 SCENARIO_ORDER = ("cold", "warm", "code", "dep", "lab", "cache")
@@ -371,8 +371,9 @@ def render_markdown(results: dict, goals: list[dict], charts: list[str]) -> str:
     if health:
         shown_commands.append((f"time to healthy ({health['app']} {health['variant']}), then "
                                "`rm --force`", health["command"]))  # fmt: skip
-    for title, command in shown_commands:
-        lines += [f"- {title}:", "", f"  ```\n  {' '.join(command)}\n  ```", ""]
+    for title, command in shown_commands:  # paths relative to the repository, not this machine's
+        text = " ".join(command).replace(f"{ROOT}/", "")
+        lines += [f"- {title}:", "", f"  ```\n  {text}\n  ```", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -563,3 +563,16 @@ def test_report_command_rewrites_from_results(results: dict, tmp_path: Path) -> 
     assert (tmp_path / "report.md").read_text().startswith("# Build benchmark")
     bad = run(tmp_path / "missing.json")
     assert bad.returncode == 1 and "cannot read" in bad.stderr
+
+
+def test_commands_in_the_report_name_no_path_of_this_machine(results: dict) -> None:
+    dockerfile, ctx = (
+        ROOT / "dockerfiles/pip.Dockerfile",
+        ROOT / "build/context/docker/grocery-flask-pip",
+    )
+    results["builds"][0]["command"] = ["docker", "build", "-f", str(dockerfile), str(ctx)]
+    text = report.render_markdown(results, report.evaluate_goals(results), [])
+    assert str(ROOT) not in text
+    assert (
+        "docker build -f dockerfiles/pip.Dockerfile build/context/docker/grocery-flask-pip" in text
+    )
