@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from imagetools import package_index
 from imagetools.common import ScriptError
 from imagetools.package_index import serving, write_index
 
@@ -108,3 +110,21 @@ def test_a_wheel_without_metadata_is_one_clear_error(tmp_path: Path) -> None:
         wheel.writestr("broken.py", "")
     with pytest.raises(ScriptError, match=r"broken-1\.0-py3-none-any\.whl is no wheel: it has 0"):
         write_index(tmp_path / "index", {broken: hashlib.sha256(broken.read_bytes()).hexdigest()})
+
+
+def test_the_index_takes_many_connections_at_once(tmp_path: Path) -> None:
+    """uv's parallel requests all reach the listen queue, none is dropped to wait for a SYN
+    retry (1 s): 64 connections complete while nothing accepts them yet."""
+    server = package_index._Server(("127.0.0.1", 0), package_index._Quiet)
+    clients = []
+    try:
+        for _ in range(64):
+            client = socket.socket()
+            client.settimeout(0.5)
+            client.connect(server.server_address)  # TimeoutError when the queue is full
+            clients.append(client)
+    finally:
+        for client in clients:
+            client.close()
+        server.server_close()
+    assert len(clients) == 64
