@@ -105,8 +105,11 @@ def copy_tree(src: Path, dest: Path) -> None:
 
 
 def make_link(src: Path, target: Path) -> None:
+    """The same link, with the source link's times (not the build's: see main)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     os.symlink(os.readlink(src), target)
+    info = src.lstat()
+    os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
 
 
 def main(dest_arg: str, source_arg: str = "/") -> int:

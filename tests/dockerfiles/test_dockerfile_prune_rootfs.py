@@ -146,6 +146,10 @@ def test_what_it_adds_has_a_fixed_time(pruned: Path, fake_root: Path) -> None:
     time differs between a cold build and a cached one (a bump would re-ship it)."""
     for rel in ("etc/passwd", "etc/group", "tmp", "home", "home/nonroot", "run", "."):
         assert (pruned / rel).stat().st_mtime == 315_532_800, rel
+    links = [rel for rel in LINKS if kept(pruned, rel)]  # recreated links keep their times
+    assert len(links) >= 5
+    for rel in links:
+        assert (pruned / rel).lstat().st_mtime == OLD, rel
 
 
 def test_destination_inside_the_source_is_not_copied_into_itself(
