@@ -88,7 +88,7 @@ ifneq ($(filter-out $(ALL_VARIANTS),$(VARIANTS) $(VARIANT) $(TRAINER_VARIANT)),)
 $(error unknown variant '$(firstword $(filter-out $(ALL_VARIANTS),$(VARIANTS) $(VARIANT) $(TRAINER_VARIANT)))': the variants are $(ALL_VARIANTS))
 endif
 endif
-export ENGINE BASE_IMAGE LOCAL_BASE TRAINER_VARIANT TORCH_FIND_LINKS PLATFORM IMAGE_PREFIX \
+export ENGINE BASE_IMAGE LOCAL_BASE OFFICIAL_BASE TRAINER_VARIANT TORCH_FIND_LINKS PLATFORM IMAGE_PREFIX \
   BUILD_DIR ARTIFACTS REGISTRY REGISTRY_ADDR SIGN_KEY SIGNATURES CACHE_REPO
 # pytest keeps the container tests whose images are all in APPS x VARIANTS (tests/conftest.py);
 # not APPS itself: the tests run make in copies of the repository with apps of their own.
@@ -142,7 +142,7 @@ lock-check: ## Fail when a lock is stale, unhashed, or names a local path or CUD
 # it changes, so `make images` with nothing changed builds nothing; `make -n images` shows the
 # plan and `make -j2 images` builds independent images side by side.
 STAMPS = $(BUILD_DIR)/stamps/$(ENGINE)
-BASE_STAMP = $(STAMPS)/base
+BASE_STAMP = $(STAMPS)/$(IMAGE_PREFIX)base
 WHEELS_STAMP = $(BUILD_DIR)/wheelhouse/SHA256SUMS
 MODELS_STAMP = $(ARTIFACTS)/.trained
 IMAGE_COMMON = dockerfiles/apps.toml dockerfiles/context.dockerignore requirements/tools.txt \
@@ -159,7 +159,7 @@ IMAGE_STAMPS = $(foreach app,$(APPS),$(foreach variant,$(VARIANTS),$(call image_
 
 # A stamp whose image was removed or re-tagged by hand is dropped (one engine call), so that
 # Make builds that image again. (Make 4.3 does not export variables to $(shell): name them.)
-ifneq ($(filter images image image-% test test-containers test-podman bench-builds train push,$(or $(MAKECMDGOALS),help)),)
+ifneq ($(filter images image image-% test test-containers test-podman test-official bench-builds train push,$(or $(MAKECMDGOALS),help)),)
 $(foreach line,$(shell ENGINE='$(ENGINE)' IMAGE_PREFIX='$(IMAGE_PREFIX)' BUILD_DIR='$(BUILD_DIR)' \
   $(TOOL) forget-missing 2>/dev/null | tr ' ' '~'),$(info $(subst ~, ,$(line))))
 endif
@@ -178,6 +178,11 @@ $(BASE_STAMP): FORCE | engine
 base: ## Resolve the base image: pull BASE_IMAGE or build LOCAL_BASE (REBUILD=1: a fresh root fs)
 	@$(TOOL) engine
 	@$(TOOL) base $(if $(REBUILD),--rebuild)
+
+.PHONY: base-official
+base-official: ## Build OFFICIAL_BASE offline: python:3.11-slim's layout (Debian 13, CPython in /usr/local; REBUILD=1: fresh inputs)
+	@$(TOOL) engine
+	@$(TOOL) base-official $(if $(REBUILD),--rebuild)
 
 .PHONY: base-digest
 base-digest: ## Pin the default BASE_IMAGE's tag at the digest its registry has now (skopeo; config.py + Dockerfiles)
@@ -276,10 +281,11 @@ nix-deps: ## Install Debian's nix-bin for the flake tests if no nix is on PATH
 	@command -v nix >/dev/null || scripts/ensure-apt.sh $(NIX_PACKAGES)
 
 .PHONY: test
-test: $(VENV)/.installed browser-deps nix-deps images ## Run every test: unit, browser and containers (builds the images with both engines)
+test: $(VENV)/.installed browser-deps nix-deps images ## Run every test: unit, browser, containers (both engines) and test-official
 	@echo ">> pytest (all tests)"
 	@$(PYTEST) $(PYTEST_ARGS)
 	@$(MAKE) test-podman
+	@$(MAKE) test-official
 
 .PHONY: test-podman
 test-podman: $(VENV)/.installed ## Build every image with Podman (layer cache on) and run the image, structure, scan, service, stack and registry tests on them
@@ -289,6 +295,22 @@ test-podman: $(VENV)/.installed ## Build every image with Podman (layer cache on
 	  tests/containers/test_container_hostile.py tests/containers/test_container_services.py \
 	  tests/containers/test_container_stack.py tests/containers/test_container_registry.py \
 	  tests/containers/test_container_labels.py tests/containers/test_container_structure.py \
+	  $(PYTEST_ARGS)
+
+# The official base's path, here where python:3.11-slim cannot be pulled: OFFICIAL_APPS x every
+# variant built on OFFICIAL_BASE as $(OFFICIAL_PREFIX)<app>:<variant>, and their tests.
+OFFICIAL_APPS ?= flask
+OFFICIAL_PREFIX ?= official-
+.PHONY: test-official
+test-official: $(VENV)/.installed ## Build OFFICIAL_APPS x VARIANTS on OFFICIAL_BASE (make base-official) and run their image, structure, scan and service tests
+	@$(MAKE) base-official
+	@$(MAKE) images BASE_IMAGE=$(OFFICIAL_BASE) IMAGE_PREFIX=$(OFFICIAL_PREFIX) APPS='$(OFFICIAL_APPS)'
+	@echo ">> pytest (OFFICIAL_APPS='$(OFFICIAL_APPS)' on $(OFFICIAL_BASE))"
+	@BASE_IMAGE=$(OFFICIAL_BASE) IMAGE_PREFIX=$(OFFICIAL_PREFIX) TEST_APPS='$(OFFICIAL_APPS)' \
+	  TEST_VARIANTS='$(VARIANTS)' $(VPY) -m pytest -m container \
+	  tests/containers/test_container_images.py tests/containers/test_container_hostile.py \
+	  tests/containers/test_container_services.py tests/containers/test_container_labels.py \
+	  tests/containers/test_container_structure.py tests/containers/test_container_sbom.py \
 	  $(PYTEST_ARGS)
 
 .PHONY: test-incremental
@@ -331,7 +353,7 @@ bench-builds-quick: $(VENV)/.installed ## A quick bench-builds run (one small im
 clean: ## Remove generated files and the grocery images (venv and wheelhouse kept)
 	-@$(TOOL) down --project $(COMPOSE_PROJECT) 2>/dev/null
 	-@$(TOOL) clean
-	rm -rf $(BUILD_DIR)/context $(BUILD_DIR)/logs $(BUILD_DIR)/stamps $(BUILD_DIR)/base $(ARTIFACTS) .pytest_cache .ruff_cache
+	rm -rf $(BUILD_DIR)/context $(BUILD_DIR)/logs $(BUILD_DIR)/stamps $(BUILD_DIR)/base $(BUILD_DIR)/base-official $(ARTIFACTS) .pytest_cache .ruff_cache
 	find src tests scripts -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: distclean

@@ -20,6 +20,8 @@ DEFAULT_BASE = (
     "python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7"
 )
 DEFAULT_LOCAL_BASE = "grocery-base:bookworm-py3.11"
+# `make base-official`: python:3.11-slim's layout built offline (Debian 13, /usr/local CPython).
+DEFAULT_OFFICIAL_BASE = "grocery-base-official:trixie-py3.11"
 # PyTorch's CPU wheels are not on PyPI: pip finds them on this page.
 TORCH_FIND_LINKS = "https://download.pytorch.org/whl/cpu/torch/"
 VCS_URL = "https://github.com/grocery-ml/grocery-ml-containers"
@@ -56,6 +58,7 @@ class Config:
     artifacts: Path = ROOT / "artifacts"
     base_image: str = DEFAULT_BASE
     local_base: str = DEFAULT_LOCAL_BASE
+    official_base: str = DEFAULT_OFFICIAL_BASE
     trainer_variant: str = "uv"
     source_date_epoch: int = 0
     revision: str = "unknown"
@@ -70,10 +73,9 @@ class Config:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, **overrides) -> Config:
         """Read ENGINE, PLATFORM, IMAGE_PREFIX, BUILD_DIR, ARTIFACTS, BASE_IMAGE, LOCAL_BASE,
-        TRAINER_VARIANT, SOURCE_DATE_EPOCH (else the last commit's time), REVISION (else
-        HEAD), REGISTRY, SIGN_KEY, SIGNATURES, CACHE_REPO, TORCH_FIND_LINKS, PODMAN_FORMAT and
-        VCS_URL;
-        check them."""
+        OFFICIAL_BASE, TRAINER_VARIANT, SOURCE_DATE_EPOCH (else the last commit's time),
+        REVISION (else HEAD), REGISTRY, SIGN_KEY, SIGNATURES, CACHE_REPO, TORCH_FIND_LINKS,
+        PODMAN_FORMAT and VCS_URL; check them."""
         head = _git("log", "-1", "--format=%ct %H").split() or ["0", "unknown"]
         epoch = env.get("SOURCE_DATE_EPOCH") or head[0]
         if not epoch.isdigit():
@@ -81,7 +83,8 @@ class Config:
         values = {
             "engine": env.get("ENGINE"), "platform": env.get("PLATFORM"),
             "image_prefix": env.get("IMAGE_PREFIX"), "base_image": env.get("BASE_IMAGE"),
-            "local_base": env.get("LOCAL_BASE"), "trainer_variant": env.get("TRAINER_VARIANT"),
+            "local_base": env.get("LOCAL_BASE"), "official_base": env.get("OFFICIAL_BASE"),
+            "trainer_variant": env.get("TRAINER_VARIANT"),
             "registry": env.get("REGISTRY"), "sign_key": env.get("SIGN_KEY"),
             "signatures": env.get("SIGNATURES"), "torch_find_links": env.get("TORCH_FIND_LINKS"),
             "cache_repo": env.get("CACHE_REPO"),
@@ -124,4 +127,6 @@ class Config:
 
     @property
     def base_stamp(self) -> Path:
-        return self.build_dir / "stamps" / self.engine / "base"
+        """The base the images of IMAGE_PREFIX are built on (per prefix: another set of images
+        on another base, such as `make test-official`'s, leaves this set's stamp alone)."""
+        return self.build_dir / "stamps" / self.engine / f"{self.image_prefix}base"

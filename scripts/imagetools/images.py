@@ -425,7 +425,7 @@ def forget_missing(engine: Engine) -> list[Path]:
     gone = []
     for stamp in stamps:
         app, _, variant = stamp.name.removeprefix(engine.cfg.image_prefix).rpartition("-")
-        mine = stamp.name.startswith(engine.cfg.image_prefix) and variant
+        mine = stamp.name.startswith(engine.cfg.image_prefix) and variant in VARIANTS
         tagged = tags.get(engine.cfg.tag(app, variant), "").removeprefix("sha256:")
         if mine and tagged != stamp.read_text().strip().removeprefix("sha256:"):
             stamp.unlink()

@@ -18,8 +18,8 @@ from .config import VARIANTS, Config
 def main(cfg: Config, command: str, argv: list[str]) -> int:
     defaults = Config()
     print("# Made by `python -m imagetools makefile` from dockerfiles/apps.toml and config.py.")
-    for name in ("image_prefix", "base_image", "local_base", "platform", "trainer_variant",
-                 "torch_find_links"):  # fmt: skip
+    for name in ("image_prefix", "base_image", "local_base", "official_base", "platform",
+                 "trainer_variant", "torch_find_links"):  # fmt: skip
         print(f"{name.upper()} ?= {getattr(defaults, name)}")
     try:
         apps = tomllib.loads(APPS_FILE.read_text())

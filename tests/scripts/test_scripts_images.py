@@ -579,13 +579,14 @@ def test_forget_missing_drops_the_stamps_of_gone_or_replaced_images(tmp_path: Pa
     stamps = tmp_path / "stamps" / "docker"
     stamps.mkdir(parents=True)
     for name, image in (("grocery-backend-uv", "sha256:1"), ("grocery-flask-pip", "sha256:2"),
-                        ("grocery-frontend-uv", "sha256:3"), ("base", "python:3.11 sha256:4"),
+                        ("grocery-frontend-uv", "sha256:3"), ("grocery-base", "python sha256:4"),
                         ("ci-flask-uv", "sha256:5")):  # fmt: skip
         (stamps / name).write_text(f"{image}\n")
     gone = images.forget_missing(Tagged(cfg))
     assert gone == [stamps / "grocery-flask-pip", stamps / "grocery-frontend-uv"]
-    assert sorted(p.name for p in stamps.iterdir()) == ["base", "ci-flask-uv",
-                                                        "grocery-backend-uv"]  # fmt: skip
+    # The base's stamp (no variant in its name) and another prefix's stamps stay.
+    assert sorted(p.name for p in stamps.iterdir()) == ["ci-flask-uv", "grocery-backend-uv",
+                                                        "grocery-base"]  # fmt: skip
 
 
 def test_forget_missing_keeps_a_stamp_whatever_the_id_spelling(tmp_path: Path) -> None:

@@ -186,10 +186,10 @@ def test_image_matrix_covers_every_app_and_variant(tmp_path: Path) -> None:
     """The app matrix is read from apps.toml by the models job: run that step's command."""
     jobs = load(CI)["jobs"]
     apps = load_apps()
-    variants = {  # every variant Dockerfile; base.Dockerfile makes the local base image
+    variants = {  # every variant Dockerfile; base*.Dockerfile make the bases
         p.name.removesuffix(".Dockerfile")
         for p in (ROOT / "dockerfiles").glob("*.Dockerfile")
-        if p.name != "base.Dockerfile"
+        if not p.name.startswith("base")
     }
     matrix = jobs["images"]["strategy"]["matrix"]
     assert jobs["images"]["needs"] == "models"
