@@ -135,7 +135,7 @@ lock-check: ## Fail when a lock is stale, unhashed, or names a local path or CUD
 	@$(TOOL) lock --check
 
 # ---- images ----------------------------------------------------------------------------------
-# The pipeline, as files Make can date: engine -> base (build/stamps/<engine>/base) and the
+# The pipeline, as files Make can date: engine -> base (build/stamps/<engine>/<prefix>base) and the
 # wheelhouse (build/wheelhouse/SHA256SUMS) -> the trainer image -> the models
 # ($(ARTIFACTS)/.trained) -> one stamp per image (build/stamps/<engine>/<prefix><app>-<variant>,
 # holding its ID). base and wheels are checked on every run and rewrite their file only when
@@ -302,7 +302,7 @@ test-podman: $(VENV)/.installed ## Build every image with Podman (layer cache on
 OFFICIAL_APPS ?= flask
 OFFICIAL_PREFIX ?= official-
 .PHONY: test-official
-test-official: $(VENV)/.installed ## Build OFFICIAL_APPS x VARIANTS on OFFICIAL_BASE (make base-official) and run their image, structure, scan and service tests
+test-official: $(VENV)/.installed $(MODELS_STAMP) ## Build OFFICIAL_APPS x VARIANTS on OFFICIAL_BASE (make base-official); run their image, hostile, service, structure, syft and SBOM tests
 	@$(MAKE) base-official
 	@$(MAKE) images BASE_IMAGE=$(OFFICIAL_BASE) IMAGE_PREFIX=$(OFFICIAL_PREFIX) APPS='$(OFFICIAL_APPS)'
 	@echo ">> pytest (OFFICIAL_APPS='$(OFFICIAL_APPS)' on $(OFFICIAL_BASE))"
@@ -350,10 +350,11 @@ bench-builds-quick: $(VENV)/.installed ## A quick bench-builds run (one small im
 	@$(VTOOL) bench-builds --quick $(BENCH_ARGS)
 
 .PHONY: clean
-clean: ## Remove generated files and the grocery images (venv and wheelhouse kept)
+clean: ## Remove generated files and the images of apps.toml (venv, wheelhouse and build/base-official kept)
 	-@$(TOOL) down --project $(COMPOSE_PROJECT) 2>/dev/null
 	-@$(TOOL) clean
-	rm -rf $(BUILD_DIR)/context $(BUILD_DIR)/logs $(BUILD_DIR)/stamps $(BUILD_DIR)/base $(BUILD_DIR)/base-official $(ARTIFACTS) .pytest_cache .ruff_cache
+	-@IMAGE_PREFIX='$(OFFICIAL_PREFIX)' $(TOOL) clean
+	rm -rf $(BUILD_DIR)/context $(BUILD_DIR)/logs $(BUILD_DIR)/stamps $(BUILD_DIR)/base $(ARTIFACTS) .pytest_cache .ruff_cache
 	find src tests scripts -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: distclean

@@ -1,8 +1,10 @@
 # An official-layout base, python:3.11-slim's: Debian 13 (trixie) with CPython compiled into
 # /usr/local with a shared libpython, as docker-library/python's 3.11/slim-trixie does. Made
-# offline by `make base-official` (imagetools/baseimage.py) from two mmdebstrap roots (a
+# offline by `make base-official` (imagetools/officialbase.py) from two mmdebstrap roots (a
 # toolchain, and the runtime: minbase plus what python:3.11-slim installs and links) and the
-# pristine CPython source of Debian's python3.11 source package. Not PGO/LTO-optimised.
+# pristine CPython source of Debian's python3.11 source package. Not PGO/LTO-optimised, and
+# without the official image's extra `pip install setuptools==65.5.1 'wheel<0.46'` (no network
+# here): ensurepip's pip 22.3.1 and setuptools 65.5.0, no wheel.
 FROM scratch AS toolchain
 ADD build-root.tar /
 # Stages that build, not services.
@@ -30,13 +32,16 @@ RUN set -eux; \
       -exec rm -rf '{}' +; \
     for src in idle3 pip3 pydoc3 python3 python3-config; do \
       ln -svT "$src" "/usr/local/bin/$(echo "$src" | tr -d 3)"; \
-    done
+    done; \
+    find /usr/local -exec touch --no-dereference --date="@$SOURCE_DATE_EPOCH" '{}' +
 
 FROM scratch
 ADD runtime-root.tar /
 COPY --from=cpython /usr/local /usr/local
+ARG PYTHON_VERSION=3.11.2
 ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
-    LANG=C.UTF-8
+    LANG=C.UTF-8 \
+    PYTHON_VERSION=${PYTHON_VERSION}
 # ldconfig as docker-library's; then every module that links a Debian library must load here,
 # in the runtime root (a library missing from OFFICIAL_PACKAGES fails the build, not a user).
 RUN set -eux; \

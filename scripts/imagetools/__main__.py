@@ -17,7 +17,7 @@ COMMANDS = {
     "config": ("__main__", "print the configuration Make's variables give"),
     "engine": ("engines", "make sure the engine answers (installs it on a fresh Debian)"),
     "base": ("baseimage", "resolve the base image: pull BASE_IMAGE or build LOCAL_BASE"),
-    "base-official": ("baseimage", "build OFFICIAL_BASE: python:3.11-slim's layout, offline"),
+    "base-official": ("officialbase", "build OFFICIAL_BASE: python:3.11-slim's layout, offline"),
     "base-digest": ("baseimage", "pin BASE_IMAGE's tag at its registry's current digest"),
     "wheels": ("wheelhouse", "fetch every locked wheel into build/wheelhouse"),
     "image": ("images", "build one image: image APP VARIANT"),

@@ -9,6 +9,8 @@ Podman objects talking to it (a fresh object has no cached client).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -104,3 +106,43 @@ def make_engine(cfg: Config, fake_client: FakeClient) -> MakeEngine:
         return Fake(cfg.replace(engine=kind, **changes))
 
     return make
+
+
+OnPath = Callable[[str, str], None]
+
+
+@pytest.fixture
+def on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OnPath:
+    """on_path(name, script): an executable shell script named name, first on PATH."""
+    folder = tmp_path / "bin"
+
+    def put(name: str, script: str) -> None:
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_text("#!/bin/sh\n" + script)
+        (folder / name).chmod(0o755)
+        if not os.environ["PATH"].startswith(f"{folder}{os.pathsep}"):
+            monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+
+    return put
+
+
+@pytest.fixture
+def fake_mmdebstrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_path: OnPath) -> Path:
+    """mmdebstrap on PATH: records its argv and SOURCE_DATE_EPOCH, writes a tar to its last
+    argument (FAIL: writes part of one, then fails with that line); ensure-apt.sh is skipped
+    (what it would install is "installed")."""
+    record = tmp_path / "mmdebstrap.calls"
+    on_path("mmdebstrap",
+            f'echo "$SOURCE_DATE_EPOCH $*" >> {record}\n'
+            'for last; do :; done\n'
+            'if [ -n "$FAIL" ]; then printf part > "$last"; echo "E: $FAIL" >&2; exit 1; fi\n'
+            'printf rootfs > "$last"\n')  # fmt: skip
+    real_run = subprocess.run
+
+    def run(cmd, *args, **kwargs):
+        if str(cmd[0]).endswith("ensure-apt.sh"):
+            return subprocess.CompletedProcess(cmd, 0)
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    return record

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from imagetools.apps import load_apps
 from imagetools.common import ROOT
-from imagetools.config import VARIANTS
+from imagetools.config import VARIANTS, Config
 
 APPS = load_apps()
 
@@ -134,3 +134,15 @@ def test_help_lists_a_variable_added_to_the_makefile(tmp_path: Path) -> None:
     result = make("-f", str(makefile), "help", f"BUILD_DIR={tmp_path / 'build'}")
     assert result.returncode == 0, result.stderr
     assert help_variables(result.stdout)["NEW_KNOB"] == "42"
+
+
+def test_makes_stamps_are_the_tooling_s_stamps(tmp_path: Path) -> None:
+    """Make dates the base and each image by the files the tooling writes: if the two paths
+    drifted, every `make images` would build everything again (or never rebuild)."""
+    build = tmp_path / "build"
+    result = make("--eval", "print-%: ; @echo $($*)", "print-BASE_STAMP", "print-IMAGE_STAMPS",
+                  f"BUILD_DIR={build}", "IMAGE_PREFIX=ci/x-", "ENGINE=podman", "APPS=flask",
+                  "VARIANTS=uv", f"PYTHON={sys.executable}")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    cfg = Config(build_dir=build, image_prefix="ci/x-", engine="podman")
+    assert result.stdout.split() == [str(cfg.base_stamp), str(cfg.stamp("flask", "uv"))]
