@@ -46,7 +46,7 @@ def mmdebstrap(
          f"added; mmdebstrap, SOURCE_DATE_EPOCH={epoch})")  # fmt: skip
     subprocess.run([str(ROOT / "scripts" / "ensure-apt.sh"), "mmdebstrap"], check=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    part = out.with_name(out.name + ".part")
+    part = out.with_name(f"{out.stem}.part{out.suffix}")  # mmdebstrap's format: the extension
     cmd = [
         "mmdebstrap", "--quiet", f"--variant={variant}", f"--include={','.join(packages)}",
         "--aptopt=Acquire::Retries \"3\"", "--dpkgopt=path-exclude=/usr/share/doc/*",

@@ -72,7 +72,7 @@ def test_a_missing_local_base_is_made_with_mmdebstrap_at_its_recipes_time(
     assert f"--include={','.join(baseimage.PACKAGES)}" in argv and baseimage.SUITE in argv
     rootfs = cfg.build_dir / "base" / "rootfs.tar"
     # Written beside, then renamed: a cut-short run leaves no rootfs.tar to reuse.
-    assert argv[-1] == f"{rootfs}.part" and rootfs.read_text() == "rootfs"
+    assert argv[-1] == str(rootfs.with_name("rootfs.part.tar")) and rootfs.read_text() == "rootfs"
     (build,) = [c for c in fake_client.calls if c[0] == "build"]
     assert "--network=none" in build and build[-1] == str(rootfs.parent)
     assert build[build.index("--tag") + 1] == LOCAL

@@ -62,8 +62,8 @@ def test_built_offline_from_two_roots_and_debians_source(
     roots = [line.split() for line in fake_mmdebstrap.read_text().splitlines()]
     epoch = officialbase.last_change(officialbase.RECIPE, cfg.source_date_epoch)
     assert [(r[0], r[-2], r[-1]) for r in roots] == [
-        (str(epoch), "trixie", str(ctx / "runtime-root.tar.part")),
-        (str(epoch), "trixie", str(ctx / "build-root.tar.part")),
+        (str(epoch), "trixie", str(ctx / "runtime-root.part.tar")),
+        (str(epoch), "trixie", str(ctx / "build-root.part.tar")),
     ]
     assert "--variant=minbase" in roots[0] and "--variant=minbase" in roots[1]
     assert f"--include={','.join(officialbase.RUNTIME_PACKAGES)}" in roots[0]
@@ -95,7 +95,7 @@ def test_inputs_are_reused_only_while_their_recipe_holds(
     monkeypatch.setattr(officialbase, "RUNTIME_PACKAGES", [*officialbase.RUNTIME_PACKAGES, "x"])
     officialbase.build(built.engine)
     (again,) = fake_mmdebstrap.read_text().splitlines()[2:]
-    assert again.split()[-1].endswith("runtime-root.tar.part")
+    assert again.split()[-1].endswith("runtime-root.part.tar")
     # A source tarball changed on disk is fetched again; REBUILD=1 makes everything again.
     (cfg.build_dir / "base-official" / "cpython.tar.gz").write_bytes(b"tampered")
     officialbase.build(built.engine)
