@@ -130,11 +130,13 @@ def on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> OnPath:
 def fake_mmdebstrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_path: OnPath) -> Path:
     """mmdebstrap on PATH: records its argv and SOURCE_DATE_EPOCH, writes a tar to its last
     argument (FAIL: writes part of one, then fails with that line); ensure-apt.sh is skipped
-    (what it would install is "installed")."""
+    (what it would install is "installed"). As the real one, it makes a directory of a target
+    whose name does not end in a tar extension."""
     record = tmp_path / "mmdebstrap.calls"
     on_path("mmdebstrap",
             f'echo "$SOURCE_DATE_EPOCH $*" >> {record}\n'
             'for last; do :; done\n'
+            'case "$last" in *.tar|*.tar.*) ;; *) mkdir -p "$last"; exit 0;; esac\n'
             'if [ -n "$FAIL" ]; then printf part > "$last"; echo "E: $FAIL" >&2; exit 1; fi\n'
             'printf rootfs > "$last"\n')  # fmt: skip
     real_run = subprocess.run
