@@ -214,6 +214,9 @@ class Docker(Engine):
     name = "docker"
     arch_format = "{{.Architecture}}"
     log = Path(os.environ.get("DOCKERD_LOG", "/var/log/grocery-dockerd.log"))
+    dockerd = "/usr/sbin/dockerd"
+    pidfile = Path("/var/run/docker.pid")
+    containerd_pidfile = Path("/run/docker/containerd/containerd.pid")
 
     def client(self) -> tuple[list[str], dict[str, str]]:
         """Docker builds need BuildKit (RUN --mount). A client with the buildx plugin drives
@@ -297,15 +300,52 @@ class Docker(Engine):
         install(["docker.io"])
         self.__dict__.pop("command", None)
         if not self.answers():
-            with self.log.open("ab") as log:
-                subprocess.Popen(["/usr/sbin/dockerd"], stdout=log, stderr=log,
-                                 start_new_session=True)  # fmt: skip
-            deadline = time.monotonic() + 90
-            while not self.answers():
-                if time.monotonic() > deadline:
-                    raise ScriptError(f"dockerd did not answer within 90 s; see {self.log}")
-                time.sleep(1)
+            self.launch_dockerd()
         note(f"dockerd started (log: {self.log}); it stops with this machine's session")
+
+    def launch_dockerd(self, wait: float = 90) -> None:
+        """Start dockerd and wait until it answers. A dockerd killed with its machine's
+        session leaves its pid file behind, and a new one refuses to start ("pid file found");
+        a pid file whose process is gone, or is no dockerd, is stale and removed first."""
+        for pidfile, name in ((self.pidfile, "dockerd"), (self.containerd_pidfile, "containerd")):
+            if _stale_pidfile(pidfile, name):
+                note(f"removing {pidfile}: its {name} is no longer running")
+                pidfile.unlink()
+        with self.log.open("ab") as log:
+            start = log.tell()
+            process = subprocess.Popen([self.dockerd], stdout=log, stderr=log,
+                                       start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + wait
+        while not self.answers():
+            if process.poll() is not None:
+                said = _last_line(self.log, start) or "(nothing)"
+                raise ScriptError(f"dockerd exited ({process.returncode}): {said}; "
+                                  f"see {self.log}")  # fmt: skip
+            if time.monotonic() > deadline:
+                raise ScriptError(f"dockerd did not answer within {wait:.0f} s; see {self.log}")
+            time.sleep(1)
+
+
+def _stale_pidfile(pidfile: Path, name: str) -> bool:
+    """pidfile exists and names no running process called name."""
+    try:
+        pid = int(pidfile.read_text().strip() or 0)
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):
+        return True
+    try:
+        return pid <= 0 or Path(f"/proc/{pid}/comm").read_text().strip() != name
+    except OSError:
+        return True
+
+
+def _last_line(path: Path, start: int) -> str:
+    """The last non-empty line written to path after offset start."""
+    with path.open("rb") as handle:
+        handle.seek(start)
+        lines = handle.read().decode(errors="replace").splitlines()
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")
 
 
 # Rootful Podman raises every container's open-files and process limits to these values

@@ -4,7 +4,10 @@ differs between Docker and Podman, with fake clients (no engine runs)."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -332,3 +335,71 @@ def test_a_build_without_output_says_so(make_engine, fake_client, tmp_path: Path
     fake_client.answer("build", "", "", 1)
     with pytest.raises(ScriptError, match=r"^b failed: no output \(full log: "):
         make_engine("podman").build(["build", "ctx"], tmp_path / "new" / "b.log", "b")
+
+
+FAKE_DOCKERD = """#!/bin/sh
+# As the real one: refuses to start over an existing pid file, else writes it and serves.
+if [ -e "{pidfile}" ]; then
+  echo 'time="..." level=info msg="Starting up"' >&2
+  echo "failed to start daemon: pid file found, ensure docker is not running or delete" \
+       "{pidfile}" >&2
+  exit 1
+fi
+echo $$ > "{pidfile}"
+touch "{up}"
+sleep 5  # no exec: the process stays called dockerd
+"""
+
+
+@pytest.fixture
+def dockerd(tmp_path: Path, make_engine, monkeypatch: pytest.MonkeyPatch):
+    """A Docker engine whose dockerd is a fake (as the real one about its pid file) and which
+    answers once that dockerd is up; pid files and log under tmp_path."""
+    up = tmp_path / "dockerd-up"
+    engine = make_engine("docker")
+    engine.pidfile = tmp_path / "docker.pid"
+    engine.containerd_pidfile = tmp_path / "containerd.pid"
+    engine.log = tmp_path / "dockerd.log"
+    engine.dockerd = str(tmp_path / "dockerd")  # its process is called dockerd, as the real one
+    Path(engine.dockerd).write_text(FAKE_DOCKERD.format(pidfile=engine.pidfile, up=up))
+    Path(engine.dockerd).chmod(0o755)
+    monkeypatch.setattr(engine, "answers", up.exists)
+    return engine
+
+
+@pytest.mark.parametrize("stale", ["99999999", "", "not a pid", "self"])
+def test_a_stale_dockerd_pid_file_is_removed_before_dockerd_starts(dockerd, stale: str,
+                                                                   capsys) -> None:  # fmt: skip
+    """A dockerd killed with its session leaves /var/run/docker.pid; the next `make engine`
+    failed on it ("pid file found", CI of 2026-12-05). A pid that is gone, or is not dockerd's
+    (this test's own python), is stale."""
+    dockerd.pidfile.write_text(str(os.getpid()) if stale == "self" else stale)
+    dockerd.containerd_pidfile.write_text("99999999")
+    dockerd.launch_dockerd(wait=20)
+    assert dockerd.answers()
+    assert not dockerd.containerd_pidfile.exists()
+    said = capsys.readouterr().out
+    assert f"removing {dockerd.pidfile}: its dockerd is no longer running" in said
+
+
+def test_a_running_dockerd_s_pid_file_is_kept_and_its_error_is_one_line(
+    dockerd, tmp_path: Path
+) -> None:
+    """A live process called dockerd owns its pid file: it is not removed, and dockerd's own
+    last line is the error, at once (not after the 90 s wait)."""
+    live = subprocess.Popen([dockerd.dockerd])  # the fake writes its pid file and sleeps
+    try:
+        deadline = time.monotonic() + 10
+        while not (dockerd.pidfile.exists() and dockerd.pidfile.read_text().strip()):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        (tmp_path / "dockerd-up").unlink()  # it stops answering, but still runs
+        started = time.monotonic()
+        with pytest.raises(ScriptError, match=r"^dockerd exited \(1\): failed to start daemon: "
+                           r"pid file found.*; see .*dockerd\.log$"):  # fmt: skip
+            dockerd.launch_dockerd(wait=60)
+        assert time.monotonic() - started < 30  # returned on exit, before the wait ran out
+        assert dockerd.pidfile.read_text().strip() == str(live.pid)
+    finally:
+        live.kill()
+        live.wait()
