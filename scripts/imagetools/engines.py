@@ -327,7 +327,8 @@ class Docker(Engine):
 
 
 def _stale_pidfile(pidfile: Path, name: str) -> bool:
-    """pidfile exists and names no running process called name."""
+    """pidfile exists and names no running process called name (a zombie, killed but not yet
+    reaped, runs no more)."""
     try:
         pid = int(pidfile.read_text().strip() or 0)
     except FileNotFoundError:
@@ -335,9 +336,12 @@ def _stale_pidfile(pidfile: Path, name: str) -> bool:
     except (OSError, ValueError):
         return True
     try:
-        return pid <= 0 or Path(f"/proc/{pid}/comm").read_text().strip() != name
+        stat = Path(f"/proc/{pid}/stat").read_text() if pid > 0 else ""
     except OSError:
         return True
+    # "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the last ")"
+    comm, _, rest = stat.partition("(")[2].rpartition(")")
+    return comm != name or rest.split()[:1] == ["Z"]
 
 
 def _last_line(path: Path, start: int) -> str:

@@ -339,6 +339,7 @@ def test_a_build_without_output_says_so(make_engine, fake_client, tmp_path: Path
 
 FAKE_DOCKERD = """#!/bin/sh
 # As the real one: refuses to start over an existing pid file, else writes it and serves.
+[ "$1" = --exit ] && exit 0
 if [ -e "{pidfile}" ]; then
   echo 'time="..." level=info msg="Starting up"' >&2
   echo "failed to start daemon: pid file found, ensure docker is not running or delete" \
@@ -367,12 +368,19 @@ def dockerd(tmp_path: Path, make_engine, monkeypatch: pytest.MonkeyPatch):
     return engine
 
 
-@pytest.mark.parametrize("stale", ["99999999", "", "not a pid", "self"])
+@pytest.mark.parametrize("stale", ["99999999", "", "not a pid", "self", "zombie"])
 def test_a_stale_dockerd_pid_file_is_removed_before_dockerd_starts(dockerd, stale: str,
                                                                    capsys) -> None:  # fmt: skip
     """A dockerd killed with its session leaves /var/run/docker.pid; the next `make engine`
     failed on it ("pid file found", CI of 2026-12-05). A pid that is gone, or is not dockerd's
     (this test's own python), is stale."""
+    if stale == "zombie":  # a dockerd killed, its parent not having reaped it yet
+        zombie = subprocess.Popen([dockerd.dockerd, "--exit"])
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        stale = str(zombie.pid)
     dockerd.pidfile.write_text(str(os.getpid()) if stale == "self" else stale)
     dockerd.containerd_pidfile.write_text("99999999")
     dockerd.launch_dockerd(wait=20)
@@ -390,7 +398,7 @@ def test_a_running_dockerd_s_pid_file_is_kept_and_its_error_is_one_line(
     live = subprocess.Popen([dockerd.dockerd])  # the fake writes its pid file and sleeps
     try:
         deadline = time.monotonic() + 10
-        while not (dockerd.pidfile.exists() and dockerd.pidfile.read_text().strip()):
+        while not (tmp_path / "dockerd-up").exists():  # touched after the pid file is written
             assert time.monotonic() < deadline
             time.sleep(0.05)
         (tmp_path / "dockerd-up").unlink()  # it stops answering, but still runs
