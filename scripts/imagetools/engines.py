@@ -306,7 +306,12 @@ class Docker(Engine):
     def launch_dockerd(self, wait: float = 90) -> None:
         """Start dockerd and wait until it answers. A dockerd killed with its machine's
         session leaves its pid file behind, and a new one refuses to start ("pid file found");
-        a pid file whose process is gone, or is no dockerd, is stale and removed first."""
+        a pid file whose process is gone, or is no dockerd, is stale and removed first. A
+        dockerd that runs but does not answer is named, not replaced."""
+        if self.pidfile.exists() and not _stale_pidfile(self.pidfile, "dockerd"):
+            pid = self.pidfile.read_text().strip()
+            raise ScriptError(f"a dockerd (pid {pid}) runs but does not answer; see {self.log}, "
+                              f"stop it (kill {pid}) and run this again")  # fmt: skip
         for pidfile, name in ((self.pidfile, "dockerd"), (self.containerd_pidfile, "containerd")):
             if _stale_pidfile(pidfile, name):
                 note(f"removing {pidfile}: its {name} is no longer running")

@@ -340,6 +340,7 @@ def test_a_build_without_output_says_so(make_engine, fake_client, tmp_path: Path
 FAKE_DOCKERD = """#!/bin/sh
 # As the real one: refuses to start over an existing pid file, else writes it and serves.
 [ "$1" = --exit ] && exit 0
+if [ -n "$FAIL" ]; then echo "failed to start daemon: $FAIL" >&2; exit 1; fi
 if [ -e "{pidfile}" ]; then
   echo 'time="..." level=info msg="Starting up"' >&2
   echo "failed to start daemon: pid file found, ensure docker is not running or delete" \
@@ -390,11 +391,9 @@ def test_a_stale_dockerd_pid_file_is_removed_before_dockerd_starts(dockerd, stal
     assert f"removing {dockerd.pidfile}: its dockerd is no longer running" in said
 
 
-def test_a_running_dockerd_s_pid_file_is_kept_and_its_error_is_one_line(
-    dockerd, tmp_path: Path
-) -> None:
-    """A live process called dockerd owns its pid file: it is not removed, and dockerd's own
-    last line is the error, at once (not after the 90 s wait)."""
+def test_a_running_dockerd_s_pid_file_is_kept_and_named(dockerd, tmp_path: Path) -> None:
+    """A live process called dockerd owns its pid file: it is neither removed nor raced by a
+    second dockerd; the error names it."""
     live = subprocess.Popen([dockerd.dockerd])  # the fake writes its pid file and sleeps
     try:
         deadline = time.monotonic() + 10
@@ -402,12 +401,21 @@ def test_a_running_dockerd_s_pid_file_is_kept_and_its_error_is_one_line(
             assert time.monotonic() < deadline
             time.sleep(0.05)
         (tmp_path / "dockerd-up").unlink()  # it stops answering, but still runs
-        started = time.monotonic()
-        with pytest.raises(ScriptError, match=r"^dockerd exited \(1\): failed to start daemon: "
-                           r"pid file found.*; see .*dockerd\.log$"):  # fmt: skip
+        said = rf"^a dockerd \(pid {live.pid}\) runs but does not answer; see .*dockerd\.log"
+        with pytest.raises(ScriptError, match=rf"{said}, stop it \(kill {live.pid}\)"):
             dockerd.launch_dockerd(wait=60)
-        assert time.monotonic() - started < 30  # returned on exit, before the wait ran out
         assert dockerd.pidfile.read_text().strip() == str(live.pid)
+        assert not (tmp_path / "dockerd.log").exists()  # no second dockerd was started
     finally:
         live.kill()
         live.wait()
+
+
+def test_a_dockerd_that_exits_fails_at_once_with_its_last_line(dockerd, monkeypatch) -> None:
+    """Not after the 90 s wait, and not only "see the log"."""
+    monkeypatch.setenv("FAIL", "Error initializing network controller")
+    started = time.monotonic()
+    with pytest.raises(ScriptError, match=r"^dockerd exited \(1\): failed to start daemon: "
+                       r"Error initializing network controller; see .*dockerd\.log$"):  # fmt: skip
+        dockerd.launch_dockerd(wait=60)
+    assert time.monotonic() - started < 30
