@@ -281,11 +281,12 @@ nix-deps: ## Install Debian's nix-bin for the flake tests if no nix is on PATH
 	@command -v nix >/dev/null || scripts/ensure-apt.sh $(NIX_PACKAGES)
 
 .PHONY: test
-test: $(VENV)/.installed browser-deps nix-deps images ## Run every test: unit, browser, containers (both engines) and test-official
+test: $(VENV)/.installed browser-deps nix-deps images ## Run every test: unit, browser, containers (both engines) and test-official (both engines)
 	@echo ">> pytest (all tests)"
 	@$(PYTEST) $(PYTEST_ARGS)
 	@$(MAKE) test-podman
 	@$(MAKE) test-official
+	@$(MAKE) test-official ENGINE=podman
 
 .PHONY: test-podman
 test-podman: $(VENV)/.installed ## Build every image with Podman (layer cache on) and run the image, structure, scan, service, stack and registry tests on them

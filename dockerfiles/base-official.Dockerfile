@@ -14,6 +14,8 @@ FROM toolchain AS cpython
 ARG PYTHON_VERSION=3.11.2
 ARG SOURCE_DATE_EPOCH=0
 ADD cpython.tar.gz /usr/src/
+# Podman's OCI format ignores SHELL (its RUNs use /bin/sh): the scripts below hold under both,
+# their one pipe being inside a command substitution.
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /usr/src/Python-${PYTHON_VERSION}
 # docker-library's configure, make and clean-up, without --enable-optimizations --with-lto.
